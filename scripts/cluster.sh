@@ -10,7 +10,9 @@
 #   cluster.sh status              what runs where; exit 0 only if all is up and ready
 #   cluster.sh env                 prints `export KUBECONFIG=...`
 #   cluster.sh user NAME [GROUP...]  client cert for NAME/GROUPs; prints its kubeconfig path
-#   cluster.sh restart-apiserver | restart-etcd   stop and start one process, wait ready
+#   cluster.sh restart-apiserver|restart-etcd [--kill]
+#                                  stop (SIGTERM; --kill: SIGKILL, like a crash) and
+#                                  start that one process again, wait until ready
 #
 # Environment: DATAMESH_STATE, DATAMESH_CACHE (toolchain cache),
 # DATAMESH_ETCD_PORT, DATAMESH_ETCD_PEER_PORT, DATAMESH_APISERVER_PORT (default:
@@ -18,6 +20,7 @@
 # DATAMESH_READY_TIMEOUT (s, default 120), DATAMESH_STOP_TIMEOUT (s, default 15),
 # DATAMESH_KUBE_BIN / DATAMESH_ETCD_BIN (use these binary dirs, skip toolchain.sh).
 set -euo pipefail
+shopt -s inherit_errexit
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -228,9 +231,10 @@ start_proc() { # name binary args...
   fail_component "$name" "did not start"
 }
 
-stop_pid() { # pid name
-  local pid=$1 name=$2 deadline
-  kill -TERM "$pid" 2>/dev/null || return 0
+stop_pid() { # pid name [--kill: SIGKILL at once, like a crash]
+  local pid=$1 name=$2 signal=TERM deadline t0=$SECONDS
+  [[ "${3:-}" == --kill ]] && signal=KILL
+  kill -"$signal" "$pid" 2>/dev/null || return 0
   deadline=$((SECONDS + STOP_TIMEOUT))
   while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
   if alive "$pid"; then
@@ -240,14 +244,14 @@ stop_pid() { # pid name
     while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
     alive "$pid" && die "could not kill $name (pid $pid); check it with: ps -p $pid"
   fi
-  return 0
+  log "stopped $name in $((SECONDS - t0))s"
 }
 
-stop_proc() { # name
+stop_proc() { # name [--kill]
   local pid
   if pid="$(running_pid "$1")"; then
-    log "stopping $1 (pid $pid)"
-    stop_pid "$pid" "$1"
+    log "stopping $1 (pid $pid)${2:+ with SIGKILL}"
+    stop_pid "$pid" "$1" "${2:-}"
   fi
   rm -f "$(pidfile "$1")"
 }
@@ -266,17 +270,26 @@ stop_strays() { # processes of our binaries whose command line names this state 
   done
 }
 
-# fail_component NAME WHY: print the tail of its log, stop what this command started, exit
+# A command that fails part-way stops what it started itself (EXIT trap), so a
+# failed `up` leaves no processes behind; its logs stay.
+STARTED=()
+DONE=false
+cleanup_on_failure() {
+  local c
+  $DONE && return
+  ((${#STARTED[@]})) || return 0
+  log "stopping what this command started: ${STARTED[*]}"
+  for ((c = ${#STARTED[@]} - 1; c >= 0; c--)); do stop_proc "${STARTED[c]}" || true; done
+}
+trap cleanup_on_failure EXIT
+
+# fail_component NAME WHY: print the tail of its log and exit
 fail_component() {
-  local name=$1 why=$2 c
+  local name=$1 why=$2
   {
     echo "cluster: error: $name $why. Last lines of $LOGS/$name.log:"
-    tail -n 40 "$LOGS/$name.log" 2>/dev/null | sed 's/^/    /'
+    tail -n 30 "$LOGS/$name.log" 2>/dev/null | sed 's/^/    /'
   } >&2
-  if ((${#STARTED[@]})); then
-    log "stopping what this command started: ${STARTED[*]}"
-    for ((c = ${#STARTED[@]} - 1; c >= 0; c--)); do stop_proc "${STARTED[c]}"; done
-  fi
   die "$name $why. Fix the cause shown above (full log: $LOGS/$name.log), then rerun; 'cluster.sh down --purge' starts over from scratch"
 }
 
@@ -288,11 +301,11 @@ apiserver_ready() {
     "https://127.0.0.1:$APISERVER_PORT/readyz" 2>/dev/null)" == ok ]]
 }
 
-# controller manager: no serving port; ready once its namespace and garbage
-# collector controllers have started (the garbage collector syncs its graph after).
+# controller manager: no serving port; ready once its namespace controller has
+# started and the garbage collector has synced its informers (from its log).
 cm_started() {
   awk '/cluster.sh starting/ { g = 0; n = 0 }
-       /Started controller.*garbage-collector-controller/ { g = 1 }
+       /Garbage collector: all resource monitors have synced/ { g = 1 }
        /Started controller.*namespace-controller/ { n = 1 }
        END { exit !(g && n) }' "$LOGS/kube-controller-manager.log" 2>/dev/null
 }
@@ -306,9 +319,10 @@ wait_for() { # name description check-function
   done
 }
 
-check_port_free() { # port component env-var
-  port_in_use "$1" && die "port $1 for $2 is already in use by another process; stop it, or set $3 to a free port, or run 'cluster.sh down --purge' to pick new ports"
-  return 0
+check_port_free() { # port component env-var; waits a little for a just-stopped process to let go
+  local i
+  for ((i = 0; i < 50; i++)); do port_in_use "$1" || return 0; sleep 0.2; done
+  die "port $1 for $2 is already in use by another process; stop it, or set $3 to a free port, or run 'cluster.sh down --purge' to pick new ports"
 }
 
 # --- components ----------------------------------------------------------------
@@ -342,6 +356,8 @@ start_apiserver() {
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
+    --endpoint-reconciler-type=none \
+    --shutdown-send-retry-after=true \
     --profiling=false
   wait_for kube-apiserver ready apiserver_ready
 }
@@ -360,7 +376,6 @@ start_controller_manager() {
 print_env() { echo "export KUBECONFIG=$ADMIN_KUBECONFIG"; }
 
 # --- commands ------------------------------------------------------------------
-STARTED=()
 
 cmd_up() {
   local t0=$SECONDS
@@ -378,10 +393,17 @@ cmd_up() {
   mkdir -p "$USERS" "$RUN" "$LOGS"
   write_kubeconfig "$ADMIN_KUBECONFIG" admin "$PKI/admin"
   write_kubeconfig "$CM_KUBECONFIG" system:kube-controller-manager "$PKI/controller-manager"
+  # preflight: fail before starting anything if a port we need is taken
+  if ! running_pid etcd >/dev/null; then
+    check_port_free "$ETCD_PORT" etcd DATAMESH_ETCD_PORT
+    check_port_free "$ETCD_PEER_PORT" "etcd (peer)" DATAMESH_ETCD_PEER_PORT
+  fi
+  running_pid kube-apiserver >/dev/null || check_port_free "$APISERVER_PORT" kube-apiserver DATAMESH_APISERVER_PORT
   running_pid etcd >/dev/null || { log "starting etcd on 127.0.0.1:$ETCD_PORT"; start_etcd; }
   running_pid kube-apiserver >/dev/null || { log "starting kube-apiserver on 127.0.0.1:$APISERVER_PORT"; start_apiserver; }
   wait_for kube-apiserver ready apiserver_ready
   running_pid kube-controller-manager >/dev/null || { log "starting kube-controller-manager"; start_controller_manager; }
+  DONE=true
   log "up in $((SECONDS - t0))s: https://127.0.0.1:$APISERVER_PORT (state $STATE, logs $LOGS)"
   print_env
 }
@@ -455,22 +477,35 @@ require_up() {
   [[ -n "$APISERVER_PORT" && -f "$ADMIN_KUBECONFIG" ]] || die "no cluster in $STATE; run: bash scripts/cluster.sh up"
 }
 
+restart_flag() {
+  case "${1:-}" in
+    "") ;;
+    --kill) echo --kill ;;
+    *) die "usage: cluster.sh restart-apiserver|restart-etcd [--kill]" ;;
+  esac
+}
+
 cmd_restart_apiserver() {
-  local t0=$SECONDS
+  local t0=$SECONDS kill
+  kill="$(restart_flag "$@")"
   take_lock; require_up; resolve_binaries
   running_pid etcd >/dev/null || die "etcd is not running; run: bash scripts/cluster.sh up"
-  stop_proc kube-apiserver
+  stop_proc kube-apiserver "$kill"
   log "starting kube-apiserver on 127.0.0.1:$APISERVER_PORT"
   start_apiserver
+  DONE=true
   log "kube-apiserver restarted, ready in $((SECONDS - t0))s"
 }
 
 cmd_restart_etcd() {
-  local t0=$SECONDS
+  local t0=$SECONDS kill
+  kill="$(restart_flag "$@")"
   take_lock; require_up; resolve_binaries
-  stop_proc etcd
+  stop_proc etcd "$kill"
   log "starting etcd on 127.0.0.1:$ETCD_PORT"
   start_etcd
+  DONE=true # etcd is back; if the API server does not recover, report it but keep etcd
+  log "etcd ready after $((SECONDS - t0))s"
   if running_pid kube-apiserver >/dev/null; then wait_for kube-apiserver ready apiserver_ready; fi
   log "etcd restarted, ready in $((SECONDS - t0))s"
 }
@@ -483,7 +518,7 @@ case "$cmd" in
   status) cmd_status ;;
   env) cmd_env ;;
   user) cmd_user "$@" ;;
-  restart-apiserver) cmd_restart_apiserver ;;
-  restart-etcd) cmd_restart_etcd ;;
+  restart-apiserver) cmd_restart_apiserver "$@" ;;
+  restart-etcd) cmd_restart_etcd "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 # keyed by version. Prints the bin directory. Safe to run repeatedly: a cached
 # binary is reused.
 set -euo pipefail
+shopt -s inherit_errexit # a failed build inside $(build_x) must fail the script
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
@@ -13,11 +14,25 @@ export CGO_ENABLED=0
 
 log() { echo "toolchain: $*" >&2; }
 
+# lock NAME: one build of a tool at a time (parallel `cluster.sh up`s, CI steps);
+# callers re-check the cache after taking it. Released when the build's subshell exits.
+lock() {
+  mkdir -p "$cache"
+  exec {lock_fd}>"$cache/.$1.lock"
+  flock "$lock_fd"
+}
+
+# install_bin SRC DEST: move a finished binary into the cache in one step, so an
+# interrupted build never leaves a half-written binary that looks cached.
+install_bin() { chmod +x "$1" && mv -f "$1" "$2"; }
+
 # Kubernetes: k8s.io/kubernetes replaces its staging modules with local paths,
 # so it cannot be `go install`ed. A wrapper module requires it and pins every
 # staging module to the matching v0.x tag, generated from its own go.mod.
 build_kubernetes() {
   local out="$cache/kubernetes-$KUBERNETES_VERSION"
+  if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" ]]; then echo "$out"; return; fi
+  lock "kubernetes-$KUBERNETES_VERSION"
   if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" ]]; then echo "$out"; return; fi
   log "building kube-apiserver and kube-controller-manager $KUBERNETES_VERSION (once; several minutes)"
   local work="$cache/src/kubernetes-$KUBERNETES_VERSION"
@@ -52,20 +67,27 @@ GO
   ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
   (cd "$work" && go mod tidy -e >/dev/null 2>&1 || true
    cd "$work" && go get "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null
-   go build -tags tools -ldflags "$ldflags" -o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-   go build -ldflags "$ldflags" -o "$out/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager)
+   go build -tags tools -ldflags "$ldflags" -o "$work/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+   go build -ldflags "$ldflags" -o "$work/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager) ||
+    { log "building Kubernetes $KUBERNETES_VERSION failed (see above)"; exit 1; }
+  install_bin "$work/kube-apiserver" "$out/kube-apiserver"
+  install_bin "$work/kube-controller-manager" "$out/kube-controller-manager"
   echo "$out"
 }
 
 build_etcd() {
   local out="$cache/etcd-$ETCD_VERSION"
   if [[ -x "$out/etcd" ]]; then echo "$out"; return; fi
+  lock "etcd-$ETCD_VERSION"
+  if [[ -x "$out/etcd" ]]; then echo "$out"; return; fi
   log "building etcd $ETCD_VERSION (once)"
   local work="$cache/src/etcd-$ETCD_VERSION"
   rm -rf "$work"; mkdir -p "$work" "$out"
   (cd "$work" && go mod init datamesh.dev/toolchain/etcd >/dev/null 2>&1 \
      && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null \
-     && go build -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+     && go build -ldflags "-s -w" -o "$work/etcd" go.etcd.io/etcd/server/v3) ||
+    { log "building etcd $ETCD_VERSION failed (see above)"; exit 1; }
+  install_bin "$work/etcd" "$out/etcd"
   echo "$out"
 }
 
@@ -73,12 +95,16 @@ build_helm() {
   if command -v helm >/dev/null 2>&1 && [[ -z "${DATAMESH_BUILD_HELM:-}" ]]; then dirname "$(command -v helm)"; return; fi
   local out="$cache/helm-$HELM_VERSION"
   if [[ -x "$out/helm" ]]; then echo "$out"; return; fi
+  lock "helm-$HELM_VERSION"
+  if [[ -x "$out/helm" ]]; then echo "$out"; return; fi
   log "building helm $HELM_VERSION (once)"
   local work="$cache/src/helm-$HELM_VERSION"
   rm -rf "$work"; mkdir -p "$work" "$out"
   (cd "$work" && go mod init datamesh.dev/toolchain/helm >/dev/null 2>&1 \
-     && go get "helm.sh/helm/v3@$HELM_VERSION" >/dev/null \
-     && go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$out/helm" helm.sh/helm/v3/cmd/helm)
+     && go get "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >/dev/null \
+     && go build -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$work/helm" helm.sh/helm/v3/cmd/helm) ||
+    { log "building helm $HELM_VERSION failed (see above)"; exit 1; }
+  install_bin "$work/helm" "$out/helm"
   echo "$out"
 }
 

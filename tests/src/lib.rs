@@ -1,1 +1,239 @@
+//! Harness for datamesh's end-to-end tests: a client to the real local
+//! control plane (started by `scripts/cluster.sh`, see `scripts/test.sh`),
+//! CRD installation, the operator as a child process, and waiting helpers.
+//!
+//! Tests talk to a real kube-apiserver and etcd; nothing here mocks the API.
 
+pub mod fixtures;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Path of the admin kubeconfig of the local control plane.
+///
+/// `scripts/test.sh` starts the control plane and exports `KUBECONFIG`;
+/// running `cargo test` without it fails with a message saying so.
+pub fn admin_kubeconfig() -> Result<PathBuf> {
+    let path = std::env::var_os("DATAMESH_KUBECONFIG").or_else(|| std::env::var_os("KUBECONFIG")).ok_or_else(|| {
+        anyhow!("no control plane: run the tests with scripts/test.sh (it starts kube-apiserver and etcd and sets KUBECONFIG)")
+    })?;
+    Ok(PathBuf::from(path))
+}
+
+/// A client from a kubeconfig file.
+pub async fn client_from(path: &Path) -> Result<Client> {
+    let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// An admin client to the local control plane.
+pub async fn admin() -> Result<Client> {
+    client_from(&admin_kubeconfig()?).await
+}
+
+/// A kubeconfig for a user with the given groups, signed by the cluster CA.
+pub fn user_kubeconfig(user: &str, groups: &[&str]) -> Result<PathBuf> {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(repo_root().join("scripts/cluster.sh")).arg("user").arg(user).args(groups);
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!("cluster.sh user {user}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let path = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
+    Ok(PathBuf::from(path))
+}
+
+/// Installs (server-side applies) every CRD under `charts/datamesh/crds/` and
+/// waits until each is Established.
+pub async fn install_crds(client: &Client) -> Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let dir = repo_root().join("charts/datamesh/crds");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &PatchParams::apply("datamesh-e2e").force(), &Patch::Apply(&crd))
+            .await
+            .with_context(|| format!("applying {}", path.display()))?;
+        names.push(name);
+    }
+    for name in names {
+        wait_for(Duration::from_secs(30), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await
+        .with_context(|| format!("CRD {name} not established"))?;
+    }
+    Ok(())
+}
+
+/// Polls `f` until it yields `Some`, or fails after `timeout`.
+///
+/// Used to wait for the operator's asynchronous effects; the timeout only
+/// bounds a failing test, it asserts nothing about speed.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A short random suffix so tests never collide on names.
+pub fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{:x}", (n ^ std::process::id()) & 0xffffff)
+}
+
+/// Creates a namespace (deleted again by [`delete_namespace`]).
+pub async fn create_namespace(client: &Client, name: &str) -> Result<()> {
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    Ok(())
+}
+
+/// Deletes a namespace; the namespace controller removes what is in it.
+pub async fn delete_namespace(client: &Client, name: &str) {
+    let _ = Api::<Namespace>::all(client.clone()).delete(name, &DeleteParams::default()).await;
+}
+
+/// Creates an object from a YAML or JSON value with the admin client.
+pub async fn create<K>(api: &Api<K>, value: serde_json::Value) -> Result<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let obj: K = serde_json::from_value(value)?;
+    Ok(api.create(&PostParams::default(), &obj).await?)
+}
+
+/// The operator, running as a child process against the local control plane.
+/// Killed when dropped, so a failing test leaves no process behind.
+pub struct Operator {
+    child: tokio::process::Child,
+    /// Address of its health and metrics endpoints.
+    pub http_addr: String,
+}
+
+/// Path of a workspace binary built by `cargo build` (scripts/test.sh builds them first).
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug").join(name);
+    if !path.exists() {
+        bail!("{} not found: build it first (`cargo build --bins`, as scripts/test.sh does)", path.display());
+    }
+    Ok(path)
+}
+
+impl Operator {
+    /// Starts the operator with the admin kubeconfig and waits until it is ready.
+    pub async fn start() -> Result<Self> {
+        Self::start_with(&admin_kubeconfig()?, &[]).await
+    }
+
+    /// Starts the operator with a given kubeconfig and extra arguments.
+    pub async fn start_with(kubeconfig: &Path, args: &[&str]) -> Result<Self> {
+        let port = free_port()?;
+        let http_addr = format!("127.0.0.1:{port}");
+        let child = tokio::process::Command::new(workspace_bin("datamesh-operator")?)
+            .env("KUBECONFIG", kubeconfig)
+            .env("DATAMESH_HTTP_ADDR", &http_addr)
+            .env("RUST_LOG", std::env::var("DATAMESH_OPERATOR_LOG").unwrap_or_else(|_| "info".into()))
+            .args(args)
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let op = Self { child, http_addr };
+        op.wait_ready().await?;
+        Ok(op)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let url = format!("http://{}/readyz", self.http_addr);
+        wait_for(Duration::from_secs(60), || {
+            let url = url.clone();
+            async move { http_get(&url).await.ok().filter(|(code, _)| *code == 200).map(|_| ()) }
+        })
+        .await
+        .context("operator did not become ready")
+    }
+
+    /// Fetches the Prometheus metrics text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(http_get(&format!("http://{}/metrics", self.http_addr)).await?.1)
+    }
+
+    /// Sum of a counter over all label sets whose labels contain `filter`.
+    pub async fn counter(&self, name: &str, filter: &str) -> Result<f64> {
+        let text = self.metrics().await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(filter))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Kills the operator (SIGKILL) and waits for it to exit.
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A minimal HTTP/1.1 GET on loopback, returning status code and body.
+pub async fn http_get(url: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow!("only http:// URLs: {url}"))?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("bad response"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}

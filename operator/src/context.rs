@@ -1,0 +1,81 @@
+//! What every reconciler shares: the client, the watch caches of the kinds it
+//! looks things up in, the Event recorder and the metrics.
+
+use crate::metrics::Metrics;
+use datamesh_crds::{DataProduct, Domain, Licence};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+/// Watch caches of the kinds reconcilers read.
+#[derive(Clone)]
+pub struct Stores {
+    /// Every Domain.
+    pub domains: Store<Domain>,
+    /// Every Licence.
+    pub licences: Store<Licence>,
+    /// Every DataProduct.
+    pub products: Store<DataProduct>,
+    /// Every Namespace.
+    pub namespaces: Store<Namespace>,
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// Client to the API server.
+    pub client: Client,
+    /// Watch caches.
+    pub stores: Stores,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    /// Starts the watch caches and waits until each has its first full list,
+    /// so no reconcile sees a half-filled cache and writes a wrong status.
+    pub async fn start(client: Client, metrics: Arc<Metrics>, instance: &str) -> anyhow::Result<Arc<Self>> {
+        let stores = Stores {
+            domains: cache(Api::<Domain>::all(client.clone())),
+            licences: cache(Api::<Licence>::all(client.clone())),
+            products: cache(Api::<DataProduct>::all(client.clone())),
+            namespaces: cache(Api::<Namespace>::all(client.clone())),
+        };
+        stores.domains.wait_until_ready().await?;
+        stores.licences.wait_until_ready().await?;
+        stores.products.wait_until_ready().await?;
+        stores.namespaces.wait_until_ready().await?;
+        let reporter = Reporter { controller: crate::MANAGER.into(), instance: Some(instance.to_string()) };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Ok(Arc::new(Self { client, stores, recorder, metrics }))
+    }
+}
+
+/// Runs a reflector for `api` in the background and returns its store.
+fn cache<K>(api: Api<K>) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .applied_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                tracing::warn!(error = %e, "watch error; retrying");
+            }
+        }
+    });
+    reader
+}

@@ -1,0 +1,54 @@
+//! The controllers: one module per reconciled kind. Each gathers inputs from
+//! the watch caches, runs the pure checks, writes status only when it
+//! changed, and emits Events on transitions.
+
+pub mod domain;
+pub mod licence;
+pub mod product;
+
+use crate::context::Context;
+use crate::error::Error;
+use kube::runtime::controller::Action;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs every controller until a shutdown signal; in-flight reconciles finish.
+pub async fn run_all(ctx: Arc<Context>) -> anyhow::Result<()> {
+    tokio::join!(domain::run(ctx.clone()), product::run(ctx.clone()), licence::run(ctx.clone()));
+    Ok(())
+}
+
+/// Wraps a reconcile with its metrics and a tracing span.
+pub(crate) async fn instrumented<F>(ctx: &Context, kind: &'static str, fut: F) -> Result<Action, Error>
+where
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let start = Instant::now();
+    let result = fut.await;
+    ctx.metrics.reconciled(kind, start.elapsed(), result.as_ref().err().map(Error::metric_label));
+    result
+}
+
+/// Backs off after a failed reconcile.
+pub(crate) fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Logs each reconcile result of a controller stream.
+pub(crate) async fn drain<S, T, E>(kind: &'static str, stream: S)
+where
+    S: futures::Stream<Item = Result<T, E>>,
+    T: std::fmt::Debug,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    stream
+        .for_each(|r| async move {
+            match r {
+                Ok(o) => tracing::debug!(kind, object = ?o, "reconciled"),
+                Err(e) => tracing::debug!(kind, error = %e, "reconcile error"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,30 @@
+//! The operator's errors. Each variant's name doubles as the `error` label of
+//! the reconcile-error metric, so failures show up by kind in Prometheus.
+
+/// Errors of a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object could not be (de)serialised.
+    #[error("serialisation: {0}")]
+    Serde(#[from] serde_json::Error),
+    /// An object lacks a field the API server always sets.
+    #[error("object is missing {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Serde(_) => "serde",
+            Error::MissingField(_) => "missing_field",
+        }
+    }
+}
+
+/// Result of a reconcile step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

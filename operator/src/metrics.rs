@@ -1,0 +1,97 @@
+//! Prometheus metrics of the operator.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+/// Labels naming a reconciled kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// The kind reconciled.
+    pub kind: &'static str,
+}
+
+/// Labels naming a kind and an error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The kind reconciled.
+    pub kind: &'static str,
+    /// The error's metric label.
+    pub error: &'static str,
+}
+
+/// Labels naming a write the operator made.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// The kind written.
+    pub kind: &'static str,
+    /// What was written (status, labels, rbac...).
+    pub what: &'static str,
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles by kind.
+    pub reconciles: Family<KindLabels, Counter>,
+    /// Failed reconciles by kind and error.
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// Reconcile duration by kind.
+    pub reconcile_duration: Family<KindLabels, Histogram>,
+    /// Writes to the API server by kind and what was written.
+    pub writes: Family<WriteLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("datamesh");
+        let reconciles = Family::<KindLabels, Counter>::default();
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+        });
+        let writes = Family::<WriteLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles by kind", reconciles.clone());
+        registry.register("reconcile_errors", "Failed reconciles by kind and error", reconcile_errors.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by kind",
+            reconcile_duration.clone(),
+        );
+        registry.register("api_writes", "Writes to the API server by kind and what", writes.clone());
+        Self { registry, reconciles, reconcile_errors, reconcile_duration, writes }
+    }
+}
+
+impl Metrics {
+    /// Records a finished reconcile.
+    pub fn reconciled(&self, kind: &'static str, took: Duration, error: Option<&'static str>) {
+        self.reconciles.get_or_create(&KindLabels { kind }).inc();
+        self.reconcile_duration.get_or_create(&KindLabels { kind }).observe(took.as_secs_f64());
+        if let Some(error) = error {
+            self.reconcile_errors.get_or_create(&ErrorLabels { kind, error }).inc();
+        }
+    }
+
+    /// Records one write to the API server.
+    pub fn wrote(&self, kind: &'static str, what: &'static str) {
+        self.writes.get_or_create(&WriteLabels { kind, what }).inc();
+    }
+
+    /// Gives mutable access to the registry, for metrics registered elsewhere.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

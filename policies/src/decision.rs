@@ -1,0 +1,593 @@
+//! Deciding one request: Cedar policies and licence terms together, with
+//! every reason that determined the outcome.
+//!
+//! Owner approval is modelled as a context flag. A request is decided with
+//! `ownerApproved = false` first: Allow means allowed outright. Otherwise it
+//! is decided again as if approved: Allow then means NeedsApproval (the
+//! permits that fired say why), anything else is Deny. Once the provider has
+//! approved, the caller decides with [`DecisionInput::owner_approved`] set.
+
+use crate::engine::{DEFAULT_DENY_ID, PolicyEngine};
+use crate::licence::check_terms;
+use crate::request::{self, ContextParts, FieldUse};
+use cedar_policy::{Decision as CedarDecision, Entities, EntityUid, PolicySet, RestrictedExpression};
+use datamesh_crds::agreement::{DataSharingAgreementSpec, DecisionRecord, LicenceInForce, ReasonRecord};
+use datamesh_crds::product::FieldClassification;
+use datamesh_crds::{DataProduct, Domain, Licence};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// What a decision allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Granted now.
+    Allow,
+    /// Granted once the provider's owners approve.
+    NeedsApproval,
+    /// Refused.
+    Deny,
+}
+
+impl Outcome {
+    /// The name used in agreement status and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "Allow",
+            Outcome::NeedsApproval => "NeedsApproval",
+            Outcome::Deny => "Deny",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a reason comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ReasonKind {
+    /// A Cedar policy (or `default-deny` when none permits).
+    Policy,
+    /// A licence term, named after the Licence field.
+    LicenceTerm,
+    /// The request itself is malformed (unknown field, mismatched names, bad dates).
+    Request,
+    /// Evaluation failed; the decision fails closed.
+    Error,
+}
+
+impl ReasonKind {
+    /// The name used in agreement status and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonKind::Policy => "policy",
+            ReasonKind::LicenceTerm => "licenceTerm",
+            ReasonKind::Request => "request",
+            ReasonKind::Error => "error",
+        }
+    }
+}
+
+/// One thing that determined a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Reason {
+    /// Policy, licence term, request or error.
+    pub kind: ReasonKind,
+    /// Policy `@id`, licence term name, or request field.
+    pub id: String,
+    /// The policy's `@reason`, or what is wrong with the term or request.
+    pub message: String,
+}
+
+impl Reason {
+    fn request(id: &str, message: impl Into<String>) -> Self {
+        Reason { kind: ReasonKind::Request, id: id.to_string(), message: message.into() }
+    }
+}
+
+/// Using a product's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum AccessAction {
+    /// A one-off or batch read (the usual agreement).
+    #[default]
+    Read,
+    /// A subscription to a stream.
+    Subscribe,
+}
+
+/// Managing a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ManageAction {
+    /// Answering a request for the product.
+    Approve,
+    /// Publishing the product in the catalogue.
+    Publish,
+}
+
+/// Everything one access decision depends on; the caller looks the objects up.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    /// The consumer (principal).
+    pub consumer: &'a Domain,
+    /// The domain that owns the product (`product.spec.domain`).
+    pub provider: &'a Domain,
+    /// The product asked for.
+    pub product: &'a DataProduct,
+    /// The product's licence (`product.spec.licence`), as it stands now.
+    pub licence: &'a Licence,
+    /// What is asked for: purpose, fields, period, accepted licence version.
+    pub request: &'a DataSharingAgreementSpec,
+    /// Read or Subscribe.
+    pub action: AccessAction,
+    /// The time of the decision; also the start when the request names none.
+    pub now: Timestamp,
+    /// The provider's owners have approved this request.
+    pub owner_approved: bool,
+    /// The agreement was already granted (re-deciding, not a new request).
+    pub existing_agreement: bool,
+}
+
+impl<'a> DecisionInput<'a> {
+    /// A new Read request, not yet approved.
+    pub fn new(
+        consumer: &'a Domain,
+        provider: &'a Domain,
+        product: &'a DataProduct,
+        licence: &'a Licence,
+        request: &'a DataSharingAgreementSpec,
+        now: Timestamp,
+    ) -> Self {
+        DecisionInput {
+            consumer,
+            provider,
+            product,
+            licence,
+            request,
+            action: AccessAction::Read,
+            now,
+            owner_approved: false,
+            existing_agreement: false,
+        }
+    }
+}
+
+/// The answer, with everything a grant needs to honour it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// Allow, NeedsApproval or Deny.
+    pub outcome: Outcome,
+    /// The policies and terms that determined the outcome.
+    pub reasons: Vec<Reason>,
+    /// Fields to grant (empty when denied).
+    pub granted_fields: Vec<String>,
+    /// When access starts.
+    pub active_from: Option<Timestamp>,
+    /// When access ends: the requested end, capped by the licence's maximum
+    /// duration and the product's sunset date.
+    pub active_until: Option<Timestamp>,
+    /// Attribution and retention the consumer must honour (absent when denied).
+    pub licence: Option<LicenceInForce>,
+    /// Version of the policy set that decided.
+    pub policy_set_version: String,
+}
+
+impl Decision {
+    fn deny(version: &str, reasons: Vec<Reason>) -> Self {
+        Decision {
+            outcome: Outcome::Deny,
+            reasons,
+            granted_fields: Vec::new(),
+            active_from: None,
+            active_until: None,
+            licence: None,
+            policy_set_version: version.to_string(),
+        }
+    }
+
+    /// The reason ids, sorted: what policy tests compare.
+    pub fn reason_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.reasons.iter().map(|r| r.id.as_str()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The decision as recorded in an agreement's status.
+    pub fn to_record(&self) -> DecisionRecord {
+        DecisionRecord {
+            outcome: self.outcome.as_str().to_string(),
+            reasons: self
+                .reasons
+                .iter()
+                .map(|r| ReasonRecord { kind: r.kind.as_str().to_string(), id: r.id.clone(), message: r.message.clone() })
+                .collect(),
+            policy_set_version: Some(self.policy_set_version.clone()),
+        }
+    }
+}
+
+/// What Cedar said about one evaluation.
+struct Evaluation {
+    allowed: bool,
+    determining: Vec<String>,
+    errors: Vec<Reason>,
+}
+
+impl PolicyEngine {
+    /// Decides one access request. Never panics and never errs: anything that
+    /// goes wrong denies, with a reason saying what.
+    pub fn decide(&self, input: &DecisionInput<'_>) -> Decision {
+        let version = self.version();
+        let checked = match check_request(input) {
+            Ok(checked) => checked,
+            Err(reasons) => return Decision::deny(version, reasons),
+        };
+        let Checked { consumer, provider, product_key, licence_name, fields, all_fields, start, end, duration_days } =
+            checked;
+
+        let licence = &input.licence.spec;
+        let terms =
+            check_terms(licence_name, licence, input.request, &input.consumer.spec.jurisdiction, duration_days, input.owner_approved);
+
+        let names = self.names();
+        let parts = ContextParts {
+            purpose: input.request.purpose.as_str(),
+            fields: &fields,
+            all_fields,
+            duration_days,
+            commercial_use: input.request.commercial_use,
+            redistribution: input.request.redistribution,
+            licence_name,
+            licence,
+            accepted_version: &input.request.licence.version,
+            dpia_reference_given: input.request.dpia_reference.as_deref().is_some_and(|r| !r.trim().is_empty()),
+            existing_agreement: input.existing_agreement,
+            now: input.now.to_string(),
+        };
+        let action = match input.action {
+            AccessAction::Read => &names.actions[0],
+            AccessAction::Subscribe => &names.actions[1],
+        };
+        let cedar = CedarCall {
+            set: self.set_for(provider),
+            principal: request::domain_uid(names, consumer),
+            action: action.clone(),
+            resource: request::product_uid(names, &product_key),
+            pairs: request::context_pairs(&parts),
+        };
+        let entities = match request::entities(
+            names,
+            (consumer, input.consumer),
+            (provider, input.provider),
+            (&product_key, input.product),
+            None,
+        ) {
+            Ok(e) => e,
+            Err(e) => return Decision::deny(version, vec![error_reason("entities", e)]),
+        };
+
+        let (cedar_outcome, cedar_reasons) = match self.cedar_outcome(&cedar, &entities, input.owner_approved) {
+            Ok(r) => r,
+            Err(errors) => return Decision::deny(version, errors),
+        };
+
+        let (outcome, reasons) = if cedar_outcome == Outcome::Deny || !terms.failed.is_empty() {
+            let mut reasons = if cedar_outcome == Outcome::Deny { cedar_reasons } else { Vec::new() };
+            reasons.extend(terms.failed);
+            (Outcome::Deny, reasons)
+        } else if cedar_outcome == Outcome::NeedsApproval || terms.needs_approval.is_some() {
+            let mut reasons = if cedar_outcome == Outcome::NeedsApproval { cedar_reasons } else { Vec::new() };
+            reasons.extend(terms.needs_approval);
+            (Outcome::NeedsApproval, reasons)
+        } else {
+            (Outcome::Allow, cedar_reasons)
+        };
+        if outcome == Outcome::Deny {
+            return Decision::deny(version, reasons);
+        }
+
+        let mut until = end;
+        if let Some(max) = licence.max_duration_days {
+            until = until.min(start.saturating_add(SignedDuration::from_hours(24 * i64::from(max))).unwrap_or(end));
+        }
+        if let Some(sunset) = sunset(input.product) {
+            match sunset {
+                Ok(sunset) => until = until.min(sunset),
+                Err(reason) => return Decision::deny(version, vec![reason]),
+            }
+        }
+        if until <= start {
+            return Decision::deny(
+                version,
+                vec![Reason::request("sunsetDate", "the product's sunset date is before the requested start")],
+            );
+        }
+
+        Decision {
+            outcome,
+            reasons,
+            granted_fields: fields.iter().map(|f| f.name.to_string()).collect(),
+            active_from: Some(start),
+            active_until: Some(until),
+            licence: Some(LicenceInForce {
+                name: licence_name.to_string(),
+                version: licence.version.clone(),
+                attribution: licence.attribution.clone(),
+                retention_days: licence.retention_days,
+            }),
+            policy_set_version: version.to_string(),
+        }
+    }
+
+    /// Decides whether `principal` may manage (approve requests for, publish)
+    /// `product`, owned by `provider`. Policies only: no licence terms apply.
+    pub fn decide_management(
+        &self,
+        principal: &Domain,
+        provider: &Domain,
+        product: &DataProduct,
+        action: ManageAction,
+        now: Timestamp,
+    ) -> Decision {
+        let version = self.version();
+        let names = self.names();
+        let (Some(principal_name), Some(provider_name), Some(key)) =
+            (principal.metadata.name.as_deref(), provider.metadata.name.as_deref(), product_key(product))
+        else {
+            return Decision::deny(version, vec![Reason::request("metadata", "a Domain or the DataProduct has no name")]);
+        };
+        if provider_name != product.spec.domain {
+            return Decision::deny(version, vec![provider_mismatch(provider_name, product)]);
+        }
+        let entities = match request::entities(
+            names,
+            (principal_name, principal),
+            (provider_name, provider),
+            (&key, product),
+            None,
+        ) {
+            Ok(e) => e,
+            Err(e) => return Decision::deny(version, vec![error_reason("entities", e)]),
+        };
+        let action = match action {
+            ManageAction::Approve => &names.actions[2],
+            ManageAction::Publish => &names.actions[3],
+        };
+        let call = CedarCall {
+            set: self.set_for(provider_name),
+            principal: request::domain_uid(names, principal_name),
+            action: action.clone(),
+            resource: request::product_uid(names, &key),
+            pairs: vec![("now".to_string(), RestrictedExpression::new_datetime(now.to_string()))],
+        };
+        let context = match cedar_policy::Context::from_pairs(call.pairs.clone()) {
+            Ok(c) => c,
+            Err(e) => return Decision::deny(version, vec![error_reason("context", e.to_string())]),
+        };
+        let eval = match cedar_policy::Request::new(call.principal, call.action, call.resource, context, None) {
+            Ok(r) => self.run(call.set, &r, &entities),
+            Err(e) => return Decision::deny(version, vec![error_reason("request", e.to_string())]),
+        };
+        if !eval.errors.is_empty() {
+            return Decision::deny(version, eval.errors);
+        }
+        let outcome = if eval.allowed { Outcome::Allow } else { Outcome::Deny };
+        let reasons = self.policy_reasons(&eval.determining, outcome == Outcome::Deny);
+        Decision {
+            outcome,
+            reasons,
+            granted_fields: Vec::new(),
+            active_from: None,
+            active_until: None,
+            licence: None,
+            policy_set_version: version.to_string(),
+        }
+    }
+
+    /// Allow / NeedsApproval / Deny from Cedar alone, with the policy reasons.
+    fn cedar_outcome(
+        &self,
+        call: &CedarCall<'_>,
+        entities: &Entities,
+        approved: bool,
+    ) -> Result<(Outcome, Vec<Reason>), Vec<Reason>> {
+        let first = self.evaluate(call, entities, approved)?;
+        if first.allowed {
+            return Ok((Outcome::Allow, self.policy_reasons(&first.determining, false)));
+        }
+        if approved {
+            return Ok((Outcome::Deny, self.policy_reasons(&first.determining, true)));
+        }
+        let second = self.evaluate(call, entities, true)?;
+        if second.allowed {
+            return Ok((Outcome::NeedsApproval, self.policy_reasons(&second.determining, false)));
+        }
+        let mut ids = first.determining;
+        ids.extend(second.determining);
+        ids.sort();
+        ids.dedup();
+        Ok((Outcome::Deny, self.policy_reasons(&ids, true)))
+    }
+
+    fn evaluate(&self, call: &CedarCall<'_>, entities: &Entities, approved: bool) -> Result<Evaluation, Vec<Reason>> {
+        let request = request::request(
+            call.principal.clone(),
+            call.action.clone(),
+            call.resource.clone(),
+            &call.pairs,
+            approved,
+            None,
+        )
+        .map_err(|e| vec![error_reason("request", e)])?;
+        let eval = self.run(call.set, &request, entities);
+        if eval.errors.is_empty() { Ok(eval) } else { Err(eval.errors) }
+    }
+
+    fn run(&self, set: &PolicySet, request: &cedar_policy::Request, entities: &Entities) -> Evaluation {
+        let response = cedar_policy::Authorizer::new().is_authorized(request, set, entities);
+        let determining = response.diagnostics().reason().map(|id| id.to_string()).collect();
+        // Fail closed: a policy that errs might have been a forbid.
+        let errors = response
+            .diagnostics()
+            .errors()
+            .map(|e| {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+                error_reason(e.policy_id().as_ref(), format!("policy `{}` could not be evaluated: {e}", e.policy_id()))
+            })
+            .collect();
+        Evaluation { allowed: response.decision() == CedarDecision::Allow, determining, errors }
+    }
+
+    /// Reasons for the given policy ids; on a denial with none, `default-deny`.
+    fn policy_reasons(&self, ids: &[String], deny: bool) -> Vec<Reason> {
+        if deny && ids.is_empty() {
+            return vec![Reason {
+                kind: ReasonKind::Policy,
+                id: DEFAULT_DENY_ID.to_string(),
+                message: "no policy permits this request (deny by default)".to_string(),
+            }];
+        }
+        let mut reasons: Vec<Reason> = ids
+            .iter()
+            .map(|id| Reason {
+                kind: ReasonKind::Policy,
+                id: id.clone(),
+                message: self.policy(id).map_or_else(String::new, |p| p.reason.clone()),
+            })
+            .collect();
+        reasons.sort();
+        reasons
+    }
+}
+
+struct CedarCall<'a> {
+    set: &'a PolicySet,
+    principal: EntityUid,
+    action: EntityUid,
+    resource: EntityUid,
+    pairs: Vec<(String, RestrictedExpression)>,
+}
+
+/// The request, resolved against the product: names, fields, period.
+struct Checked<'a> {
+    consumer: &'a str,
+    provider: &'a str,
+    product_key: String,
+    licence_name: &'a str,
+    fields: Vec<FieldUse<'a>>,
+    all_fields: bool,
+    start: Timestamp,
+    end: Timestamp,
+    duration_days: i64,
+}
+
+fn product_key(product: &DataProduct) -> Option<String> {
+    let ns = product.metadata.namespace.as_deref()?;
+    let name = product.metadata.name.as_deref()?;
+    Some(format!("{ns}/{name}"))
+}
+
+fn provider_mismatch(provider: &str, product: &DataProduct) -> Reason {
+    Reason::request(
+        "provider",
+        format!("the provider Domain given is `{provider}`, but the product belongs to `{}`", product.spec.domain),
+    )
+}
+
+fn error_reason(id: &str, message: impl Into<String>) -> Reason {
+    Reason { kind: ReasonKind::Error, id: id.to_string(), message: message.into() }
+}
+
+fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reason>> {
+    let mut reasons = Vec::new();
+    let consumer = input.consumer.metadata.name.as_deref().unwrap_or("");
+    let provider = input.provider.metadata.name.as_deref().unwrap_or("");
+    let licence_name = input.licence.metadata.name.as_deref().unwrap_or("");
+    let product = &input.product.spec;
+    let request = input.request;
+    let product_key = product_key(input.product).unwrap_or_default();
+
+    if consumer.is_empty() || provider.is_empty() || licence_name.is_empty() || product_key.is_empty() {
+        reasons.push(Reason::request("metadata", "a Domain, the DataProduct or the Licence has no name (or namespace)"));
+    }
+    if request.consumer != consumer {
+        reasons.push(Reason::request(
+            "consumer",
+            format!("the request is made by `{}`, but the consumer Domain given is `{consumer}`", request.consumer),
+        ));
+    }
+    if provider != product.domain {
+        reasons.push(provider_mismatch(provider, input.product));
+    }
+    let asked = format!("{}/{}", request.product.namespace, request.product.name);
+    if asked != product_key {
+        reasons.push(Reason::request(
+            "product",
+            format!("the request asks for `{asked}`, but the product given is `{product_key}`"),
+        ));
+    }
+    if licence_name != product.licence {
+        reasons.push(Reason::request(
+            "licence",
+            format!("the Licence given is `{licence_name}`, but the product is shared under `{}`", product.licence),
+        ));
+    }
+
+    let all_fields = request.fields.is_empty();
+    let mut fields = Vec::new();
+    if all_fields {
+        // Identifiers only ever go to a request that names them.
+        fields.extend(
+            product
+                .schema
+                .iter()
+                .filter(|f| f.classification != FieldClassification::Identifier)
+                .map(|f| FieldUse { name: f.name.as_str(), classification: f.classification.as_str() }),
+        );
+    }
+    for field in &request.fields {
+        match input.product.spec.field(field.as_str()) {
+            Some(f) => fields.push(FieldUse { name: f.name.as_str(), classification: f.classification.as_str() }),
+            None => reasons.push(Reason::request(
+                "fields",
+                format!("field `{}` is not in the schema of product `{product_key}`", field.as_str()),
+            )),
+        }
+    }
+
+    let start = match &request.start {
+        None => Ok(input.now),
+        Some(s) => s.parse::<Timestamp>().map_err(|e| format!("start `{s}` is not an RFC 3339 time: {e}")),
+    };
+    let end = request.end.parse::<Timestamp>().map_err(|e| format!("end `{}` is not an RFC 3339 time: {e}", request.end));
+    let (start, end) = match (start, end) {
+        (Ok(s), Ok(e)) if e > s => (s, e),
+        (Ok(_), Ok(_)) => {
+            reasons.push(Reason::request("end", "the requested end is not after the start"));
+            (input.now, input.now)
+        }
+        (s, e) => {
+            for msg in [s.err(), e.err()].into_iter().flatten() {
+                reasons.push(Reason::request(if msg.starts_with("start") { "start" } else { "end" }, msg));
+            }
+            (input.now, input.now)
+        }
+    };
+    if !reasons.is_empty() {
+        return Err(reasons);
+    }
+    let seconds = end.duration_since(start).as_secs();
+    let duration_days = (seconds + 86_399) / 86_400;
+    Ok(Checked { consumer, provider, product_key, licence_name, fields, all_fields, start, end, duration_days })
+}
+
+fn sunset(product: &DataProduct) -> Option<Result<Timestamp, Reason>> {
+    let s = product.spec.lifecycle.sunset_date.as_deref()?;
+    Some(s.parse::<Timestamp>().map_err(|e| {
+        Reason::request("sunsetDate", format!("the product's sunset date `{s}` is not an RFC 3339 time: {e}"))
+    }))
+}
