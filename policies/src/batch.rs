@@ -31,7 +31,11 @@ impl PolicyEngine {
 }
 
 /// Agreements whose outcome differs between the `old` and `new` policy sets.
-pub fn redecide(old: &PolicyEngine, new: &PolicyEngine, inputs: &[DecisionInput<'_>]) -> Vec<OutcomeChange> {
+pub fn redecide(
+    old: &PolicyEngine,
+    new: &PolicyEngine,
+    inputs: &[DecisionInput<'_>],
+) -> Vec<OutcomeChange> {
     // Which domains see a different set; computed once per domain, not per agreement.
     let mut changed_domain: HashMap<&str, bool> = HashMap::new();
     for input in inputs {
@@ -43,14 +47,23 @@ pub fn redecide(old: &PolicyEngine, new: &PolicyEngine, inputs: &[DecisionInput<
     let affected: Vec<usize> = inputs
         .iter()
         .enumerate()
-        .filter(|(_, input)| changed_domain.get(input.product.spec.domain.as_str()).copied().unwrap_or(true))
+        .filter(|(_, input)| {
+            changed_domain
+                .get(input.product.spec.domain.as_str())
+                .copied()
+                .unwrap_or(true)
+        })
         .map(|(i, _)| i)
         .collect();
     let results = parallel_map(&affected, |&i| {
         let input = inputs.get(i)?;
         let before = old.decide(input);
         let after = new.decide(input);
-        (before.outcome != after.outcome).then_some(OutcomeChange { index: i, old: before, new: after })
+        (before.outcome != after.outcome).then_some(OutcomeChange {
+            index: i,
+            old: before,
+            new: after,
+        })
     });
     results.into_iter().flatten().collect()
 }
@@ -62,19 +75,30 @@ pub fn redecide_inputs(
     old_inputs: &[DecisionInput<'_>],
     new_inputs: &[DecisionInput<'_>],
 ) -> Vec<OutcomeChange> {
-    let pairs: Vec<(usize, (&DecisionInput<'_>, &DecisionInput<'_>))> =
-        old_inputs.iter().zip(new_inputs.iter()).enumerate().collect();
+    let pairs: Vec<(usize, (&DecisionInput<'_>, &DecisionInput<'_>))> = old_inputs
+        .iter()
+        .zip(new_inputs.iter())
+        .enumerate()
+        .collect();
     let results = parallel_map(&pairs, |(i, (o, n))| {
         let before = engine.decide(o);
         let after = engine.decide(n);
-        (before.outcome != after.outcome).then_some(OutcomeChange { index: *i, old: before, new: after })
+        (before.outcome != after.outcome).then_some(OutcomeChange {
+            index: *i,
+            old: before,
+            new: after,
+        })
     });
     results.into_iter().flatten().collect()
 }
 
 /// Agreements whose recorded outcome (e.g. from their status) differs from
 /// what `engine` decides now; `previous[i]` belongs to `inputs[i]`.
-pub fn redecide_against(engine: &PolicyEngine, previous: &[Outcome], inputs: &[DecisionInput<'_>]) -> Vec<(usize, Decision)> {
+pub fn redecide_against(
+    engine: &PolicyEngine,
+    previous: &[Outcome],
+    inputs: &[DecisionInput<'_>],
+) -> Vec<(usize, Decision)> {
     let indexed: Vec<(usize, &DecisionInput<'_>)> = inputs.iter().enumerate().collect();
     let results = parallel_map(&indexed, |(i, input)| {
         let now = engine.decide(input);
@@ -90,10 +114,15 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     }
     let chunk = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            items.chunks(chunk).map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>())).collect();
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
         // A panicking worker would be a bug in the core; its results are lost
         // rather than crash the caller. Callers fail closed on missing results.
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     })
 }

@@ -10,8 +10,12 @@
 use crate::engine::{DEFAULT_DENY_ID, PolicyEngine};
 use crate::licence::check_terms;
 use crate::request::{self, ContextParts, FieldUse};
-use cedar_policy::{Decision as CedarDecision, Entities, EntityUid, PolicySet, RestrictedExpression};
-use datamesh_crds::agreement::{DataSharingAgreementSpec, DecisionRecord, LicenceInForce, ReasonRecord};
+use cedar_policy::{
+    Decision as CedarDecision, Entities, EntityUid, PolicySet, RestrictedExpression,
+};
+use datamesh_crds::agreement::{
+    DataSharingAgreementSpec, DecisionRecord, LicenceInForce, ReasonRecord,
+};
 use datamesh_crds::product::FieldClassification;
 use datamesh_crds::{DataProduct, Domain, Licence};
 use jiff::{SignedDuration, Timestamp};
@@ -85,7 +89,11 @@ pub struct Reason {
 
 impl Reason {
     fn request(id: &str, message: impl Into<String>) -> Self {
-        Reason { kind: ReasonKind::Request, id: id.to_string(), message: message.into() }
+        Reason {
+            kind: ReasonKind::Request,
+            id: id.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -203,7 +211,11 @@ impl Decision {
             reasons: self
                 .reasons
                 .iter()
-                .map(|r| ReasonRecord { kind: r.kind.as_str().to_string(), id: r.id.clone(), message: r.message.clone() })
+                .map(|r| ReasonRecord {
+                    kind: r.kind.as_str().to_string(),
+                    id: r.id.clone(),
+                    message: r.message.clone(),
+                })
                 .collect(),
             policy_set_version: Some(self.policy_set_version.clone()),
         }
@@ -226,12 +238,27 @@ impl PolicyEngine {
             Ok(checked) => checked,
             Err(reasons) => return Decision::deny(version, reasons),
         };
-        let Checked { consumer, provider, product_key, licence_name, fields, all_fields, start, end, duration_days } =
-            checked;
+        let Checked {
+            consumer,
+            provider,
+            product_key,
+            licence_name,
+            fields,
+            all_fields,
+            start,
+            end,
+            duration_days,
+        } = checked;
 
         let licence = &input.licence.spec;
-        let terms =
-            check_terms(licence_name, licence, input.request, &input.consumer.spec.jurisdiction, duration_days, input.owner_approved);
+        let terms = check_terms(
+            licence_name,
+            licence,
+            input.request,
+            &input.consumer.spec.jurisdiction,
+            duration_days,
+            input.owner_approved,
+        );
 
         let names = self.names();
         let parts = ContextParts {
@@ -244,7 +271,11 @@ impl PolicyEngine {
             licence_name,
             licence,
             accepted_version: &input.request.licence.version,
-            dpia_reference_given: input.request.dpia_reference.as_deref().is_some_and(|r| !r.trim().is_empty()),
+            dpia_reference_given: input
+                .request
+                .dpia_reference
+                .as_deref()
+                .is_some_and(|r| !r.trim().is_empty()),
             existing_agreement: input.existing_agreement,
             now: input.now.to_string(),
         };
@@ -270,17 +301,26 @@ impl PolicyEngine {
             Err(e) => return Decision::deny(version, vec![error_reason("entities", e)]),
         };
 
-        let (cedar_outcome, cedar_reasons) = match self.cedar_outcome(&cedar, &entities, input.owner_approved) {
-            Ok(r) => r,
-            Err(errors) => return Decision::deny(version, errors),
-        };
+        let (cedar_outcome, cedar_reasons) =
+            match self.cedar_outcome(&cedar, &entities, input.owner_approved) {
+                Ok(r) => r,
+                Err(errors) => return Decision::deny(version, errors),
+            };
 
         let (outcome, reasons) = if cedar_outcome == Outcome::Deny || !terms.failed.is_empty() {
-            let mut reasons = if cedar_outcome == Outcome::Deny { cedar_reasons } else { Vec::new() };
+            let mut reasons = if cedar_outcome == Outcome::Deny {
+                cedar_reasons
+            } else {
+                Vec::new()
+            };
             reasons.extend(terms.failed);
             (Outcome::Deny, reasons)
         } else if cedar_outcome == Outcome::NeedsApproval || terms.needs_approval.is_some() {
-            let mut reasons = if cedar_outcome == Outcome::NeedsApproval { cedar_reasons } else { Vec::new() };
+            let mut reasons = if cedar_outcome == Outcome::NeedsApproval {
+                cedar_reasons
+            } else {
+                Vec::new()
+            };
             reasons.extend(terms.needs_approval);
             (Outcome::NeedsApproval, reasons)
         } else {
@@ -292,7 +332,11 @@ impl PolicyEngine {
 
         let mut until = end;
         if let Some(max) = licence.max_duration_days {
-            until = until.min(start.saturating_add(SignedDuration::from_hours(24 * i64::from(max))).unwrap_or(end));
+            until = until.min(
+                start
+                    .saturating_add(SignedDuration::from_hours(24 * i64::from(max)))
+                    .unwrap_or(end),
+            );
         }
         if let Some(sunset) = sunset(input.product) {
             match sunset {
@@ -303,7 +347,10 @@ impl PolicyEngine {
         if until <= start {
             return Decision::deny(
                 version,
-                vec![Reason::request("sunsetDate", "the product's sunset date is before the requested start")],
+                vec![Reason::request(
+                    "sunsetDate",
+                    "the product's sunset date is before the requested start",
+                )],
             );
         }
 
@@ -335,10 +382,18 @@ impl PolicyEngine {
     ) -> Decision {
         let version = self.version();
         let names = self.names();
-        let (Some(principal_name), Some(provider_name), Some(key)) =
-            (principal.metadata.name.as_deref(), provider.metadata.name.as_deref(), product_key(product))
-        else {
-            return Decision::deny(version, vec![Reason::request("metadata", "a Domain or the DataProduct has no name")]);
+        let (Some(principal_name), Some(provider_name), Some(key)) = (
+            principal.metadata.name.as_deref(),
+            provider.metadata.name.as_deref(),
+            product_key(product),
+        ) else {
+            return Decision::deny(
+                version,
+                vec![Reason::request(
+                    "metadata",
+                    "a Domain or the DataProduct has no name",
+                )],
+            );
         };
         if provider_name != product.spec.domain {
             return Decision::deny(version, vec![provider_mismatch(provider_name, product)]);
@@ -362,20 +417,33 @@ impl PolicyEngine {
             principal: request::domain_uid(names, principal_name),
             action: action.clone(),
             resource: request::product_uid(names, &key),
-            pairs: vec![("now".to_string(), RestrictedExpression::new_datetime(now.to_string()))],
+            pairs: vec![(
+                "now".to_string(),
+                RestrictedExpression::new_datetime(now.to_string()),
+            )],
         };
         let context = match cedar_policy::Context::from_pairs(call.pairs.clone()) {
             Ok(c) => c,
             Err(e) => return Decision::deny(version, vec![error_reason("context", e.to_string())]),
         };
-        let eval = match cedar_policy::Request::new(call.principal, call.action, call.resource, context, None) {
+        let eval = match cedar_policy::Request::new(
+            call.principal,
+            call.action,
+            call.resource,
+            context,
+            None,
+        ) {
             Ok(r) => self.run(call.set, &r, &entities),
             Err(e) => return Decision::deny(version, vec![error_reason("request", e.to_string())]),
         };
         if !eval.errors.is_empty() {
             return Decision::deny(version, eval.errors);
         }
-        let outcome = if eval.allowed { Outcome::Allow } else { Outcome::Deny };
+        let outcome = if eval.allowed {
+            Outcome::Allow
+        } else {
+            Outcome::Deny
+        };
         let reasons = self.policy_reasons(&eval.determining, outcome == Outcome::Deny);
         Decision {
             outcome,
@@ -397,14 +465,20 @@ impl PolicyEngine {
     ) -> Result<(Outcome, Vec<Reason>), Vec<Reason>> {
         let first = self.evaluate(call, entities, approved)?;
         if first.allowed {
-            return Ok((Outcome::Allow, self.policy_reasons(&first.determining, false)));
+            return Ok((
+                Outcome::Allow,
+                self.policy_reasons(&first.determining, false),
+            ));
         }
         if approved {
             return Ok((Outcome::Deny, self.policy_reasons(&first.determining, true)));
         }
         let second = self.evaluate(call, entities, true)?;
         if second.allowed {
-            return Ok((Outcome::NeedsApproval, self.policy_reasons(&second.determining, false)));
+            return Ok((
+                Outcome::NeedsApproval,
+                self.policy_reasons(&second.determining, false),
+            ));
         }
         let mut ids = first.determining;
         ids.extend(second.determining);
@@ -413,7 +487,12 @@ impl PolicyEngine {
         Ok((Outcome::Deny, self.policy_reasons(&ids, true)))
     }
 
-    fn evaluate(&self, call: &CedarCall<'_>, entities: &Entities, approved: bool) -> Result<Evaluation, Vec<Reason>> {
+    fn evaluate(
+        &self,
+        call: &CedarCall<'_>,
+        entities: &Entities,
+        approved: bool,
+    ) -> Result<Evaluation, Vec<Reason>> {
         let request = request::request(
             call.principal.clone(),
             call.action.clone(),
@@ -424,22 +503,42 @@ impl PolicyEngine {
         )
         .map_err(|e| vec![error_reason("request", e)])?;
         let eval = self.run(call.set, &request, entities);
-        if eval.errors.is_empty() { Ok(eval) } else { Err(eval.errors) }
+        if eval.errors.is_empty() {
+            Ok(eval)
+        } else {
+            Err(eval.errors)
+        }
     }
 
-    fn run(&self, set: &PolicySet, request: &cedar_policy::Request, entities: &Entities) -> Evaluation {
+    fn run(
+        &self,
+        set: &PolicySet,
+        request: &cedar_policy::Request,
+        entities: &Entities,
+    ) -> Evaluation {
         let response = cedar_policy::Authorizer::new().is_authorized(request, set, entities);
-        let determining = response.diagnostics().reason().map(|id| id.to_string()).collect();
+        let determining = response
+            .diagnostics()
+            .reason()
+            .map(|id| id.to_string())
+            .collect();
         // Fail closed: a policy that errs might have been a forbid.
         let errors = response
             .diagnostics()
             .errors()
             .map(|e| {
                 let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
-                error_reason(e.policy_id().as_ref(), format!("policy `{}` could not be evaluated: {e}", e.policy_id()))
+                error_reason(
+                    e.policy_id().as_ref(),
+                    format!("policy `{}` could not be evaluated: {e}", e.policy_id()),
+                )
             })
             .collect();
-        Evaluation { allowed: response.decision() == CedarDecision::Allow, determining, errors }
+        Evaluation {
+            allowed: response.decision() == CedarDecision::Allow,
+            determining,
+            errors,
+        }
     }
 
     /// Reasons for the given policy ids; on a denial with none, `default-deny`.
@@ -456,7 +555,9 @@ impl PolicyEngine {
             .map(|id| Reason {
                 kind: ReasonKind::Policy,
                 id: id.clone(),
-                message: self.policy(id).map_or_else(String::new, |p| p.reason.clone()),
+                message: self
+                    .policy(id)
+                    .map_or_else(String::new, |p| p.reason.clone()),
             })
             .collect();
         reasons.sort();
@@ -494,12 +595,19 @@ fn product_key(product: &DataProduct) -> Option<String> {
 fn provider_mismatch(provider: &str, product: &DataProduct) -> Reason {
     Reason::request(
         "provider",
-        format!("the provider Domain given is `{provider}`, but the product belongs to `{}`", product.spec.domain),
+        format!(
+            "the provider Domain given is `{provider}`, but the product belongs to `{}`",
+            product.spec.domain
+        ),
     )
 }
 
 fn error_reason(id: &str, message: impl Into<String>) -> Reason {
-    Reason { kind: ReasonKind::Error, id: id.to_string(), message: message.into() }
+    Reason {
+        kind: ReasonKind::Error,
+        id: id.to_string(),
+        message: message.into(),
+    }
 }
 
 fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reason>> {
@@ -511,13 +619,23 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
     let request = input.request;
     let product_key = product_key(input.product).unwrap_or_default();
 
-    if consumer.is_empty() || provider.is_empty() || licence_name.is_empty() || product_key.is_empty() {
-        reasons.push(Reason::request("metadata", "a Domain, the DataProduct or the Licence has no name (or namespace)"));
+    if consumer.is_empty()
+        || provider.is_empty()
+        || licence_name.is_empty()
+        || product_key.is_empty()
+    {
+        reasons.push(Reason::request(
+            "metadata",
+            "a Domain, the DataProduct or the Licence has no name (or namespace)",
+        ));
     }
     if request.consumer != consumer {
         reasons.push(Reason::request(
             "consumer",
-            format!("the request is made by `{}`, but the consumer Domain given is `{consumer}`", request.consumer),
+            format!(
+                "the request is made by `{}`, but the consumer Domain given is `{consumer}`",
+                request.consumer
+            ),
         ));
     }
     if provider != product.domain {
@@ -533,7 +651,10 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
     if licence_name != product.licence {
         reasons.push(Reason::request(
             "licence",
-            format!("the Licence given is `{licence_name}`, but the product is shared under `{}`", product.licence),
+            format!(
+                "the Licence given is `{licence_name}`, but the product is shared under `{}`",
+                product.licence
+            ),
         ));
     }
 
@@ -546,33 +667,57 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
                 .schema
                 .iter()
                 .filter(|f| f.classification != FieldClassification::Identifier)
-                .map(|f| FieldUse { name: f.name.as_str(), classification: f.classification.as_str() }),
+                .map(|f| FieldUse {
+                    name: f.name.as_str(),
+                    classification: f.classification.as_str(),
+                }),
         );
     }
     for field in &request.fields {
         match input.product.spec.field(field.as_str()) {
-            Some(f) => fields.push(FieldUse { name: f.name.as_str(), classification: f.classification.as_str() }),
+            Some(f) => fields.push(FieldUse {
+                name: f.name.as_str(),
+                classification: f.classification.as_str(),
+            }),
             None => reasons.push(Reason::request(
                 "fields",
-                format!("field `{}` is not in the schema of product `{product_key}`", field.as_str()),
+                format!(
+                    "field `{}` is not in the schema of product `{product_key}`",
+                    field.as_str()
+                ),
             )),
         }
     }
 
     let start = match &request.start {
         None => Ok(input.now),
-        Some(s) => s.parse::<Timestamp>().map_err(|e| format!("start `{s}` is not an RFC 3339 time: {e}")),
+        Some(s) => s
+            .parse::<Timestamp>()
+            .map_err(|e| format!("start `{s}` is not an RFC 3339 time: {e}")),
     };
-    let end = request.end.parse::<Timestamp>().map_err(|e| format!("end `{}` is not an RFC 3339 time: {e}", request.end));
+    let end = request
+        .end
+        .parse::<Timestamp>()
+        .map_err(|e| format!("end `{}` is not an RFC 3339 time: {e}", request.end));
     let (start, end) = match (start, end) {
         (Ok(s), Ok(e)) if e > s => (s, e),
         (Ok(_), Ok(_)) => {
-            reasons.push(Reason::request("end", "the requested end is not after the start"));
+            reasons.push(Reason::request(
+                "end",
+                "the requested end is not after the start",
+            ));
             (input.now, input.now)
         }
         (s, e) => {
             for msg in [s.err(), e.err()].into_iter().flatten() {
-                reasons.push(Reason::request(if msg.starts_with("start") { "start" } else { "end" }, msg));
+                reasons.push(Reason::request(
+                    if msg.starts_with("start") {
+                        "start"
+                    } else {
+                        "end"
+                    },
+                    msg,
+                ));
             }
             (input.now, input.now)
         }
@@ -582,12 +727,25 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
     }
     let seconds = end.duration_since(start).as_secs();
     let duration_days = (seconds + 86_399) / 86_400;
-    Ok(Checked { consumer, provider, product_key, licence_name, fields, all_fields, start, end, duration_days })
+    Ok(Checked {
+        consumer,
+        provider,
+        product_key,
+        licence_name,
+        fields,
+        all_fields,
+        start,
+        end,
+        duration_days,
+    })
 }
 
 fn sunset(product: &DataProduct) -> Option<Result<Timestamp, Reason>> {
     let s = product.spec.lifecycle.sunset_date.as_deref()?;
     Some(s.parse::<Timestamp>().map_err(|e| {
-        Reason::request("sunsetDate", format!("the product's sunset date `{s}` is not an RFC 3339 time: {e}"))
+        Reason::request(
+            "sunsetDate",
+            format!("the product's sunset date `{s}` is not an RFC 3339 time: {e}"),
+        )
     }))
 }

@@ -8,7 +8,10 @@
 //! set of the product's domain: its cost does not grow with other domains.
 
 use crate::error::{PolicyError, PolicyErrorKind, PolicySetError};
-use cedar_policy::{Effect, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{
+    Effect, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode,
+    Validator,
+};
 use datamesh_crds::GovernancePolicy;
 use miette::Diagnostic;
 use serde::Serialize;
@@ -22,7 +25,10 @@ pub const SCHEMA: &str = include_str!("../cedar/datamesh.cedarschema");
 
 /// The shipped central policies, by file name.
 pub const SHIPPED_POLICIES: &[(&str, &str)] = &[
-    ("classification.cedar", include_str!("../cedar/classification.cedar")),
+    (
+        "classification.cedar",
+        include_str!("../cedar/classification.cedar"),
+    ),
     ("personal.cedar", include_str!("../cedar/personal.cedar")),
     ("lifecycle.cedar", include_str!("../cedar/lifecycle.cedar")),
     ("residency.cedar", include_str!("../cedar/residency.cedar")),
@@ -46,12 +52,24 @@ pub struct PolicySource {
 impl PolicySource {
     /// Central policies that apply to every decision.
     pub fn central(name: impl Into<String>, text: impl Into<String>) -> Self {
-        PolicySource { name: name.into(), domain: None, text: text.into() }
+        PolicySource {
+            name: name.into(),
+            domain: None,
+            text: text.into(),
+        }
     }
 
     /// Policies that apply only to `domain`'s products.
-    pub fn for_domain(name: impl Into<String>, domain: impl Into<String>, text: impl Into<String>) -> Self {
-        PolicySource { name: name.into(), domain: Some(domain.into()), text: text.into() }
+    pub fn for_domain(
+        name: impl Into<String>,
+        domain: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Self {
+        PolicySource {
+            name: name.into(),
+            domain: Some(domain.into()),
+            text: text.into(),
+        }
     }
 
     /// The source for a GovernancePolicy object, named `GovernancePolicy/<name>`.
@@ -131,7 +149,9 @@ struct Inner {
 
 impl PolicyEngine {
     /// The shipped defaults followed by `extra` (GovernancePolicy objects, files).
-    pub fn with_defaults(extra: impl IntoIterator<Item = PolicySource>) -> Result<Self, PolicySetError> {
+    pub fn with_defaults(
+        extra: impl IntoIterator<Item = PolicySource>,
+    ) -> Result<Self, PolicySetError> {
         let mut sources = shipped_sources();
         sources.extend(extra);
         Self::new(sources)
@@ -194,15 +214,24 @@ impl PolicyEngine {
                 };
                 let Some(id) = policy.annotation("id").filter(|s| !s.trim().is_empty()) else {
                     errors.push(
-                        err(PolicyErrorKind::MissingId, None, "policy has no @id annotation".into())
-                            .with_help("add @id(\"a-unique-name\") before the policy"),
+                        err(
+                            PolicyErrorKind::MissingId,
+                            None,
+                            "policy has no @id annotation".into(),
+                        )
+                        .with_help("add @id(\"a-unique-name\") before the policy"),
                     );
                     continue;
                 };
-                let Some(reason) = policy.annotation("reason").filter(|s| !s.trim().is_empty()) else {
+                let Some(reason) = policy.annotation("reason").filter(|s| !s.trim().is_empty())
+                else {
                     errors.push(
-                        err(PolicyErrorKind::MissingReason, Some(id.to_string()), format!("policy `{id}` has no @reason annotation"))
-                            .with_help("add @reason(\"one line that a decision can quote\")"),
+                        err(
+                            PolicyErrorKind::MissingReason,
+                            Some(id.to_string()),
+                            format!("policy `{id}` has no @reason annotation"),
+                        )
+                        .with_help("add @reason(\"one line that a decision can quote\")"),
                     );
                     continue;
                 };
@@ -211,7 +240,10 @@ impl PolicyEngine {
                         err(
                             PolicyErrorKind::DuplicateId,
                             Some(id.to_string()),
-                            format!("policy id `{id}` is used in {} (line {}) and again in {}", first.source, first.line, source.name),
+                            format!(
+                                "policy id `{id}` is used in {} (line {}) and again in {}",
+                                first.source, first.line, source.name
+                            ),
                         )
                         .with_help("give every policy a unique @id"),
                     );
@@ -259,7 +291,7 @@ impl PolicyEngine {
                 offset,
                 len,
                 Some(id.clone()),
-                format!("policy `{id}`: {err}"),
+                err.to_string(),
             ));
             if let Some(last) = errors.last_mut() {
                 last.help = err.help().map(|h| h.to_string());
@@ -267,7 +299,9 @@ impl PolicyEngine {
         }
 
         if !errors.is_empty() {
-            errors.sort_by(|a, b| (&a.source_name, a.line, a.column).cmp(&(&b.source_name, b.line, b.column)));
+            errors.sort_by(|a, b| {
+                (&a.source_name, a.line, a.column).cmp(&(&b.source_name, b.line, b.column))
+            });
             return Err(PolicySetError { errors });
         }
 
@@ -293,17 +327,28 @@ impl PolicyEngine {
         let central_version = hash_sources(sources.iter().filter(|s| s.domain.is_none()));
         let mut domain_versions = HashMap::new();
         for domain in by_domain.keys() {
-            let own = sources.iter().filter(|s| s.domain.as_deref() == Some(domain.as_str()));
+            let own = sources
+                .iter()
+                .filter(|s| s.domain.as_deref() == Some(domain.as_str()));
             domain_versions.insert(domain.clone(), hash_sources(own));
         }
         let version = hash_sources(sources.iter());
 
         Ok(PolicyEngine {
-            inner: Arc::new(Inner { schema, names, central, by_domain, info, version, central_version, domain_versions }),
+            inner: Arc::new(Inner {
+                schema,
+                names,
+                central,
+                by_domain,
+                info,
+                version,
+                central_version,
+                domain_versions,
+            }),
         })
     }
 
-    /// Stable hash of all sources (order does not matter): the policy-set version.
+    /// Stable hash of all sources' scope and text (order and names do not matter): the policy-set version.
     pub fn version(&self) -> &str {
         &self.inner.version
     }
@@ -311,7 +356,11 @@ impl PolicyEngine {
     /// Hash of what applies to `domain`'s products: equal in two engines means
     /// no decision on that domain's products can differ between them.
     pub fn version_for_domain(&self, domain: &str) -> String {
-        let own = self.inner.domain_versions.get(domain).map_or("", String::as_str);
+        let own = self
+            .inner
+            .domain_versions
+            .get(domain)
+            .map_or("", String::as_str);
         format!("{}+{own}", self.inner.central_version)
     }
 
@@ -329,17 +378,26 @@ impl PolicyEngine {
 
     /// The ids of the policies from one source (for a GovernancePolicy's status).
     pub fn policy_ids_from(&self, source_name: &str) -> Vec<String> {
-        let mut ids: Vec<String> =
-            self.inner.info.values().filter(|p| p.source == source_name).map(|p| p.id.clone()).collect();
+        let mut ids: Vec<String> = self
+            .inner
+            .info
+            .values()
+            .filter(|p| p.source == source_name)
+            .map(|p| p.id.clone())
+            .collect();
         ids.sort();
         ids
     }
 
     pub(crate) fn set_for(&self, domain: &str) -> &PolicySet {
-        self.inner.by_domain.get(domain).unwrap_or(&self.inner.central)
+        self.inner
+            .by_domain
+            .get(domain)
+            .unwrap_or(&self.inner.central)
     }
 
-    pub(crate) fn schema(&self) -> &Schema {
+    /// The Cedar schema the set was validated against.
+    pub fn schema(&self) -> &Schema {
         &self.inner.schema
     }
 
@@ -348,25 +406,51 @@ impl PolicyEngine {
     }
 }
 
+// Errors here are rare and built once per policy set, so their size does not matter.
+#[allow(clippy::result_large_err)]
 fn schema() -> Result<Schema, PolicyError> {
     Schema::from_str(SCHEMA).map_err(|e| {
         let (offset, len) = first_label(&e);
-        PolicyError::new(PolicyErrorKind::Schema, "datamesh.cedarschema", SCHEMA, offset, len, None, e.to_string())
+        PolicyError::new(
+            PolicyErrorKind::Schema,
+            "datamesh.cedarschema",
+            SCHEMA,
+            offset,
+            len,
+            None,
+            e.to_string(),
+        )
     })
 }
 
+#[allow(clippy::result_large_err)]
 fn names() -> Result<Names, PolicyError> {
     let parse = |s: &str| {
         EntityTypeName::from_str(s).map_err(|e| {
-            PolicyError::new(PolicyErrorKind::Schema, "datamesh.cedarschema", SCHEMA, 0, 0, None, e.to_string())
+            PolicyError::new(
+                PolicyErrorKind::Schema,
+                "datamesh.cedarschema",
+                SCHEMA,
+                0,
+                0,
+                None,
+                e.to_string(),
+            )
         })
     };
     let action = parse("DataMesh::Action")?;
-    let act = |id: &str| EntityUid::from_type_name_and_id(action.clone(), cedar_policy::EntityId::new(id));
+    let act = |id: &str| {
+        EntityUid::from_type_name_and_id(action.clone(), cedar_policy::EntityId::new(id))
+    };
     Ok(Names {
         domain: parse("DataMesh::Domain")?,
         product: parse("DataMesh::DataProduct")?,
-        actions: [act("Read"), act("Subscribe"), act("Approve"), act("Publish")],
+        actions: [
+            act("Read"),
+            act("Subscribe"),
+            act("Approve"),
+            act("Publish"),
+        ],
     })
 }
 
@@ -379,20 +463,24 @@ fn first_label(d: &dyn Diagnostic) -> (usize, usize) {
 
 fn policy_span(policy: &Policy) -> (usize, usize) {
     let ast: &cedar_policy_core::ast::Policy = policy.as_ref();
-    ast.loc().map_or((0, 0), |loc| (loc.span.offset(), loc.span.len()))
+    ast.loc()
+        .map_or((0, 0), |loc| (loc.span.offset(), loc.span.len()))
 }
 
 fn template_span(template: &cedar_policy::Template) -> (usize, usize) {
     let ast: &cedar_policy_core::ast::Template = template.as_ref();
-    ast.loc().map_or((0, 0), |loc| (loc.span.offset(), loc.span.len()))
+    ast.loc()
+        .map_or((0, 0), |loc| (loc.span.offset(), loc.span.len()))
 }
 
 fn hash_sources<'a>(sources: impl Iterator<Item = &'a PolicySource>) -> String {
     let mut sorted: Vec<&PolicySource> = sources.collect();
-    sorted.sort_by(|a, b| (&a.name, &a.domain, &a.text).cmp(&(&b.name, &b.domain, &b.text)));
+    // Content only (scope and text, not names): the CLI reading files and the
+    // operator reading GovernancePolicies report the same version for the same rules.
+    sorted.sort_by(|a, b| (&a.domain, &a.text).cmp(&(&b.domain, &b.text)));
     let mut hasher = Sha256::new();
     for s in sorted {
-        for part in [s.name.as_str(), s.domain.as_deref().unwrap_or(""), s.text.as_str()] {
+        for part in [s.domain.as_deref().unwrap_or(""), s.text.as_str()] {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }

@@ -121,8 +121,13 @@ pub struct PolicySetError {
 
 impl PolicySetError {
     /// The errors found in one source, e.g. to report on that GovernancePolicy.
-    pub fn for_source<'a>(&'a self, source_name: &'a str) -> impl Iterator<Item = &'a PolicyError> + 'a {
-        self.errors.iter().filter(move |e| e.source_name == source_name)
+    pub fn for_source<'a>(
+        &'a self,
+        source_name: &'a str,
+    ) -> impl Iterator<Item = &'a PolicyError> + 'a {
+        self.errors
+            .iter()
+            .filter(move |e| e.source_name == source_name)
     }
 }
 

@@ -26,8 +26,11 @@ mod request;
 pub mod testfile;
 
 pub use batch::{OutcomeChange, redecide, redecide_against, redecide_inputs};
-pub use decision::{AccessAction, Decision, DecisionInput, ManageAction, Outcome, Reason, ReasonKind};
+pub use decision::{
+    AccessAction, Decision, DecisionInput, ManageAction, Outcome, Reason, ReasonKind,
+};
 pub use engine::{
-    DEFAULT_DENY_ID, PolicyEffect, PolicyEngine, PolicyInfo, PolicySource, SCHEMA, SHIPPED_POLICIES, shipped_sources,
+    DEFAULT_DENY_ID, PolicyEffect, PolicyEngine, PolicyInfo, PolicySource, SCHEMA,
+    SHIPPED_POLICIES, shipped_sources,
 };
 pub use error::{PolicyError, PolicyErrorKind, PolicySetError};

@@ -3,8 +3,8 @@
 //! so a consumer sees exactly which term to change.
 
 use crate::decision::{Reason, ReasonKind};
-use datamesh_crds::agreement::DataSharingAgreementSpec;
 use datamesh_crds::LicenceSpec;
+use datamesh_crds::agreement::DataSharingAgreementSpec;
 
 /// Term ids, as they appear in reasons (`kind: licenceTerm`).
 pub mod term {
@@ -46,13 +46,20 @@ pub(crate) fn check_terms(
 ) -> TermCheck {
     let mut check = TermCheck::default();
     let mut fail = |id: &str, message: String| {
-        check.failed.push(Reason { kind: ReasonKind::LicenceTerm, id: id.to_string(), message });
+        check.failed.push(Reason {
+            kind: ReasonKind::LicenceTerm,
+            id: id.to_string(),
+            message,
+        });
     };
 
     if request.licence.name != name {
         fail(
             term::NAME,
-            format!("the agreement accepts licence `{}`, but the product is shared under `{name}`", request.licence.name),
+            format!(
+                "the agreement accepts licence `{}`, but the product is shared under `{name}`",
+                request.licence.name
+            ),
         );
     } else if request.licence.version != licence.version {
         fail(
@@ -65,24 +72,39 @@ pub(crate) fn check_terms(
     }
     let purpose = request.purpose.as_str();
     if !licence.permits_purpose(purpose) {
-        let permitted: Vec<&str> = licence.permitted_purposes.iter().map(|p| p.as_str()).collect();
+        let permitted: Vec<&str> = licence
+            .permitted_purposes
+            .iter()
+            .map(|p| p.as_str())
+            .collect();
         fail(
             term::PERMITTED_PURPOSES,
-            format!("purpose `{purpose}` is not permitted by `{name}` (permitted: {})", permitted.join(", ")),
+            format!(
+                "purpose `{purpose}` is not permitted by `{name}` (permitted: {})",
+                permitted.join(", ")
+            ),
         );
     }
     if request.commercial_use && !licence.commercial_use {
-        fail(term::COMMERCIAL_USE, format!("commercial use is asked for, but `{name}` is non-commercial"));
+        fail(
+            term::COMMERCIAL_USE,
+            format!("commercial use is asked for, but `{name}` is non-commercial"),
+        );
     }
     if request.redistribution && !licence.redistribution {
-        fail(term::REDISTRIBUTION, format!("redistribution is asked for, but `{name}` forbids passing the data on"));
+        fail(
+            term::REDISTRIBUTION,
+            format!("redistribution is asked for, but `{name}` forbids passing the data on"),
+        );
     }
     if let Some(max) = licence.max_duration_days
         && duration_days > i64::from(max)
     {
         fail(
             term::MAX_DURATION_DAYS,
-            format!("{duration_days} days are asked for, but `{name}` allows at most {max} days per agreement"),
+            format!(
+                "{duration_days} days are asked for, but `{name}` allows at most {max} days per agreement"
+            ),
         );
     }
     if !jurisdiction_allowed(licence, consumer_jurisdiction) {
@@ -108,7 +130,10 @@ pub(crate) fn check_terms(
 /// An empty list allows any; `GB` also allows `GB-SCT` (the country covers its parts).
 fn jurisdiction_allowed(licence: &LicenceSpec, consumer: &str) -> bool {
     licence.jurisdictions.is_empty()
-        || licence.jurisdictions.iter().any(|j| j.0 == consumer || j.0 == country(consumer))
+        || licence
+            .jurisdictions
+            .iter()
+            .any(|j| j.0 == consumer || j.0 == country(consumer))
 }
 
 /// The ISO 3166 country part of a jurisdiction code: `GB` for `GB-SCT`.

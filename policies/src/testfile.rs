@@ -31,8 +31,8 @@ use datamesh_crds::product::{
     FieldClassification, Lifecycle, OutputPort, PortType, SchemaField, StreamPort, UpdateFrequency,
 };
 use datamesh_crds::{
-    Classification, Contact, DataProduct, DataProductSpec, Domain, DomainSpec, Licence, LicenceSpec, LifecycleStage,
-    ObjectRef, Sector,
+    Classification, Contact, DataProduct, DataProductSpec, Domain, DomainSpec, Licence,
+    LicenceSpec, LifecycleStage, ObjectRef, Sector,
 };
 use jiff::{SignedDuration, Timestamp};
 use miette::{Diagnostic, NamedSource, SourceSpan};
@@ -65,7 +65,10 @@ impl TestFileError {
     fn at(file: &str, text: &str, offset: usize, message: impl Into<String>) -> Self {
         let offset = offset.min(text.len());
         let (line, column) = crate::error::line_column(text, offset);
-        let len = text.get(offset..).and_then(|rest| rest.find('\n')).unwrap_or(0);
+        let len = text
+            .get(offset..)
+            .and_then(|rest| rest.find('\n'))
+            .unwrap_or(0);
         TestFileError {
             file: file.to_string(),
             line,
@@ -78,7 +81,10 @@ impl TestFileError {
 
     /// Points at the first place `needle` appears at or after `from`, else at `from`.
     fn near(file: &str, text: &str, from: usize, needle: &str, message: impl Into<String>) -> Self {
-        let offset = text.get(from..).and_then(|rest| rest.find(needle)).map_or(from, |i| from + i);
+        let offset = text
+            .get(from..)
+            .and_then(|rest| rest.find(needle))
+            .map_or(from, |i| from + i);
         Self::at(file, text, offset, message)
     }
 }
@@ -317,47 +323,96 @@ pub struct LoadedTests {
 }
 
 /// Parses `text` (the contents of `file`) and checks every reference in it.
+// A test file is parsed once; a large error (it carries the text) costs nothing.
+#[allow(clippy::result_large_err)]
 pub fn parse(file: &str, text: &str) -> Result<LoadedTests, TestFileError> {
     let spec: TestFile = serde_yaml::from_str(text).map_err(|e| {
         let offset = e.location().map_or(0, |l| l.index());
         TestFileError::at(file, text, offset, e.to_string())
     })?;
-    let err = |from: usize, needle: &str, msg: String| TestFileError::near(file, text, from, needle, msg);
+    let err =
+        |from: usize, needle: &str, msg: String| TestFileError::near(file, text, from, needle, msg);
 
-    let domains: BTreeMap<String, Domain> =
-        spec.domains.iter().map(|(name, d)| (name.clone(), domain(name, d))).collect();
-    let licences: BTreeMap<String, Licence> =
-        spec.licences.iter().map(|(name, l)| (name.clone(), licence(name, l))).collect();
+    let domains: BTreeMap<String, Domain> = spec
+        .domains
+        .iter()
+        .map(|(name, d)| (name.clone(), domain(name, d)))
+        .collect();
+    let licences: BTreeMap<String, Licence> = spec
+        .licences
+        .iter()
+        .map(|(name, l)| (name.clone(), licence(name, l)))
+        .collect();
     let mut products = BTreeMap::new();
     for (key, p) in &spec.products {
         let Some((ns, name)) = key.split_once('/') else {
-            return Err(err(0, key, format!("product `{key}` must be named `namespace/name`")));
+            return Err(err(
+                0,
+                key,
+                format!("product `{key}` must be named `namespace/name`"),
+            ));
         };
         if !domains.contains_key(&p.domain) {
-            return Err(err(0, &format!("domain: {}", p.domain), format!("product `{key}` names unknown domain `{}`", p.domain)));
+            return Err(err(
+                0,
+                &format!("domain: {}", p.domain),
+                format!("product `{key}` names unknown domain `{}`", p.domain),
+            ));
         }
         if !licences.contains_key(&p.licence) {
-            return Err(err(0, &format!("licence: {}", p.licence), format!("product `{key}` names unknown licence `{}`", p.licence)));
+            return Err(err(
+                0,
+                &format!("licence: {}", p.licence),
+                format!("product `{key}` names unknown licence `{}`", p.licence),
+            ));
         }
         products.insert(key.clone(), product(ns, name, p));
     }
     let cases_at = text.find("cases:").unwrap_or(0);
     for case in &spec.cases {
-        let at = text.get(cases_at..).and_then(|r| r.find(&case.name)).map_or(cases_at, |i| cases_at + i);
+        let at = text
+            .get(cases_at..)
+            .and_then(|r| r.find(&case.name))
+            .map_or(cases_at, |i| cases_at + i);
         let r = &case.request;
         if !domains.contains_key(&r.consumer) {
-            return Err(err(at, &r.consumer, format!("case `{}`: unknown consumer domain `{}`", case.name, r.consumer)));
+            return Err(err(
+                at,
+                &r.consumer,
+                format!(
+                    "case `{}`: unknown consumer domain `{}`",
+                    case.name, r.consumer
+                ),
+            ));
         }
         if !products.contains_key(&r.product) {
-            return Err(err(at, &r.product, format!("case `{}`: unknown product `{}`", case.name, r.product)));
+            return Err(err(
+                at,
+                &r.product,
+                format!("case `{}`: unknown product `{}`", case.name, r.product),
+            ));
         }
         if let Some(now) = &r.now
             && now.parse::<Timestamp>().is_err()
         {
-            return Err(err(at, now, format!("case `{}`: `now` is not an RFC 3339 time: `{now}`", case.name)));
+            return Err(err(
+                at,
+                now,
+                format!(
+                    "case `{}`: `now` is not an RFC 3339 time: `{now}`",
+                    case.name
+                ),
+            ));
         }
     }
-    Ok(LoadedTests { file: file.to_string(), text: text.to_string(), spec, domains, licences, products })
+    Ok(LoadedTests {
+        file: file.to_string(),
+        text: text.to_string(),
+        spec,
+        domains,
+        licences,
+        products,
+    })
 }
 
 impl LoadedTests {
@@ -380,7 +435,12 @@ impl LoadedTests {
             text: p.text.clone(),
         }));
         let engine = PolicyEngine::new(sources)?;
-        Ok(self.spec.cases.iter().filter_map(|case| self.run_case(&engine, case)).collect())
+        Ok(self
+            .spec
+            .cases
+            .iter()
+            .filter_map(|case| self.run_case(&engine, case))
+            .collect())
     }
 
     fn run_case(&self, engine: &PolicyEngine, case: &TestCase) -> Option<CaseResult> {
@@ -389,20 +449,36 @@ impl LoadedTests {
         let product = self.products.get(&r.product)?;
         let provider = self.domains.get(&product.spec.domain)?;
         let licence = self.licences.get(&product.spec.licence)?;
-        let now = r.now.as_deref().unwrap_or(DEFAULT_NOW).parse::<Timestamp>().ok()?;
-        let end = now.saturating_add(SignedDuration::from_hours(24 * i64::from(r.days))).ok()?;
+        let now = r
+            .now
+            .as_deref()
+            .unwrap_or(DEFAULT_NOW)
+            .parse::<Timestamp>()
+            .ok()?;
+        let end = now
+            .saturating_add(SignedDuration::from_hours(24 * i64::from(r.days)))
+            .ok()?;
         let (ns, name) = r.product.split_once('/')?;
         let request = DataSharingAgreementSpec {
             consumer: r.consumer.clone(),
-            product: ObjectRef { namespace: ns.to_string(), name: name.to_string() },
+            product: ObjectRef {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            },
             purpose: Token(r.purpose.clone()),
             justification: None,
             fields: r.fields.iter().map(|f| FieldName(f.clone())).collect(),
             start: None,
             end: end.to_string(),
             licence: AcceptedLicence {
-                name: r.licence.clone().unwrap_or_else(|| product.spec.licence.clone()),
-                version: r.licence_version.clone().unwrap_or_else(|| licence.spec.version.clone()),
+                name: r
+                    .licence
+                    .clone()
+                    .unwrap_or_else(|| product.spec.licence.clone()),
+                version: r
+                    .licence_version
+                    .clone()
+                    .unwrap_or_else(|| licence.spec.version.clone()),
             },
             commercial_use: r.commercial_use,
             redistribution: r.redistribution,
@@ -411,8 +487,30 @@ impl LoadedTests {
         let action = match r.action {
             TestAction::Read => AccessAction::Read,
             TestAction::Subscribe => AccessAction::Subscribe,
-            TestAction::Approve => return Some(self.finish(case, engine.decide_management(consumer, provider, product, ManageAction::Approve, now))),
-            TestAction::Publish => return Some(self.finish(case, engine.decide_management(consumer, provider, product, ManageAction::Publish, now))),
+            TestAction::Approve => {
+                return Some(self.finish(
+                    case,
+                    engine.decide_management(
+                        consumer,
+                        provider,
+                        product,
+                        ManageAction::Approve,
+                        now,
+                    ),
+                ));
+            }
+            TestAction::Publish => {
+                return Some(self.finish(
+                    case,
+                    engine.decide_management(
+                        consumer,
+                        provider,
+                        product,
+                        ManageAction::Publish,
+                        now,
+                    ),
+                ));
+            }
         };
         let input = DecisionInput {
             action,
@@ -433,16 +531,34 @@ impl LoadedTests {
         granted.sort();
         let passed = actual.outcome == expected.outcome
             && actual.reason_ids() == expected.reasons
-            && expected.granted_fields.as_ref().is_none_or(|f| *f == granted)
-            && expected.active_until.is_none_or(|t| actual.active_until == Some(t));
-        let at = self.text.find(&format!("name: {}", case.name)).or_else(|| self.text.find(&case.name)).unwrap_or(0);
+            && expected
+                .granted_fields
+                .as_ref()
+                .is_none_or(|f| *f == granted)
+            && expected
+                .active_until
+                .is_none_or(|t| actual.active_until == Some(t));
+        let at = self
+            .text
+            .find(&format!("name: {}", case.name))
+            .or_else(|| self.text.find(&case.name))
+            .unwrap_or(0);
         let (line, _) = crate::error::line_column(&self.text, at);
-        CaseResult { name: case.name.clone(), line, passed, expected, actual }
+        CaseResult {
+            name: case.name.clone(),
+            line,
+            passed,
+            expected,
+            actual,
+        }
     }
 }
 
 fn contact(name: &str) -> Contact {
-    Contact { name: name.to_string(), email: format!("{name}@example.invalid") }
+    Contact {
+        name: name.to_string(),
+        email: format!("{name}@example.invalid"),
+    }
 }
 
 /// A Domain from its compact form (contacts and namespace filled in).
@@ -473,7 +589,11 @@ pub fn licence(name: &str, l: &TestLicence) -> Licence {
             title: name.to_string(),
             version: l.version.clone(),
             url: None,
-            permitted_purposes: l.permitted_purposes.iter().map(|p| Token(p.clone())).collect(),
+            permitted_purposes: l
+                .permitted_purposes
+                .iter()
+                .map(|p| Token(p.clone()))
+                .collect(),
             commercial_use: l.commercial_use,
             redistribution: l.redistribution,
             derivatives: true,
@@ -481,7 +601,11 @@ pub fn licence(name: &str, l: &TestLicence) -> Licence {
             max_duration_days: l.max_duration_days,
             retention_days: l.retention_days,
             charge: None,
-            jurisdictions: l.jurisdictions.iter().map(|j| JurisdictionCode(j.clone())).collect(),
+            jurisdictions: l
+                .jurisdictions
+                .iter()
+                .map(|j| JurisdictionCode(j.clone()))
+                .collect(),
             requires_agreement: l.requires_agreement,
         },
     )
@@ -503,19 +627,29 @@ pub fn product(namespace: &str, name: &str, p: &TestProduct) -> DataProduct {
             format: "table".to_string(),
             temporal_coverage: None,
             update_frequency: UpdateFrequency::Daily,
-            lifecycle: Lifecycle { stage: p.lifecycle, sunset_date: p.sunset_date.clone() },
+            lifecycle: Lifecycle {
+                stage: p.lifecycle,
+                sunset_date: p.sunset_date.clone(),
+            },
             output_ports: vec![OutputPort {
                 name: "main".to_string(),
                 type_: PortType::Stream,
                 postgres: None,
                 object_store: None,
                 api: None,
-                stream: Some(StreamPort { topic: name.to_string() }),
+                stream: Some(StreamPort {
+                    topic: name.to_string(),
+                }),
             }],
             schema: p
                 .fields
                 .iter()
-                .map(|(f, c)| SchemaField { name: f.clone(), type_: "text".to_string(), description: None, classification: *c })
+                .map(|(f, c)| SchemaField {
+                    name: f.clone(),
+                    type_: "text".to_string(),
+                    description: None,
+                    classification: *c,
+                })
                 .collect(),
             quality: None,
             provenance: None,

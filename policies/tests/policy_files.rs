@@ -44,7 +44,12 @@ fn every_policy_test_passes() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} failing case(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -67,14 +72,19 @@ fn every_shipped_policy_and_term_is_tested_both_ways() {
     let all: Vec<CaseResult> = run_all().into_iter().flat_map(|(_, r)| r).collect();
     let mut missing = Vec::new();
     for id in &ids {
-        let named: Vec<&CaseResult> = all.iter().filter(|r| r.expected.reasons.contains(id)).collect();
+        let named: Vec<&CaseResult> = all
+            .iter()
+            .filter(|r| r.expected.reasons.contains(id))
+            .collect();
         let Some(first) = named.first() else {
             missing.push(format!("{id}: no case names it"));
             continue;
         };
         // The other way: some case on the same kind of request decides differently.
         let denies = first.expected.outcome == Outcome::Deny;
-        let other = all.iter().any(|r| (r.expected.outcome == Outcome::Deny) != denies && !r.expected.reasons.contains(id));
+        let other = all.iter().any(|r| {
+            (r.expected.outcome == Outcome::Deny) != denies && !r.expected.reasons.contains(id)
+        });
         if !other {
             missing.push(format!("{id}: no case goes the other way"));
         }
@@ -85,7 +95,10 @@ fn every_shipped_policy_and_term_is_tested_both_ways() {
 #[test]
 fn a_typo_in_a_test_file_names_the_line() {
     let text = "domains:\n  a: {sector: public, jurisdiction: GB}\ncases:\n  - name: x\n    request: {consumer: a, product: a/b, purpose: r}\n    expekt: {outcome: Allow, reasons: []}\n";
-    let err = testfile::parse("typo.yaml", text).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = testfile::parse("typo.yaml", text)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.starts_with("typo.yaml:"), "{err}");
     assert!(err.contains("expekt"), "{err}");
 }
@@ -93,7 +106,9 @@ fn a_typo_in_a_test_file_names_the_line() {
 #[test]
 fn an_unknown_reference_in_a_test_file_names_the_line() {
     let text = "domains:\n  a: {sector: public, jurisdiction: GB}\ncases:\n  - name: x\n    request: {consumer: b, product: a/b, purpose: r}\n    expect: {outcome: Allow, reasons: []}\n";
-    let err = testfile::parse("ref.yaml", text).err().map(|e| (e.line, e.message.clone()));
+    let err = testfile::parse("ref.yaml", text)
+        .err()
+        .map(|e| (e.line, e.message.clone()));
     assert_eq!(err.as_ref().map(|e| e.0), Some(5), "{err:?}");
     assert!(err.is_some_and(|e| e.1.contains("unknown consumer domain `b`")));
 }
