@@ -277,7 +277,7 @@ impl PolicyEngine {
                 .as_deref()
                 .is_some_and(|r| !r.trim().is_empty()),
             existing_agreement: input.existing_agreement,
-            now: input.now.to_string(),
+            now: cedar_datetime(input.now),
         };
         let action = match input.action {
             AccessAction::Read => &names.actions[0],
@@ -419,7 +419,7 @@ impl PolicyEngine {
             resource: request::product_uid(names, &key),
             pairs: vec![(
                 "now".to_string(),
-                RestrictedExpression::new_datetime(now.to_string()),
+                RestrictedExpression::new_datetime(cedar_datetime(now)),
             )],
         };
         let context = match cedar_policy::Context::from_pairs(call.pairs.clone()) {
@@ -748,4 +748,23 @@ fn sunset(product: &DataProduct) -> Option<Result<Timestamp, Reason>> {
             format!("the product's sunset date `{s}` is not an RFC 3339 time: {e}"),
         )
     }))
+}
+
+/// A time as Cedar's `datetime` accepts it: UTC with exactly three
+/// fractional digits (Cedar refuses nanoseconds and short fractions).
+pub(crate) fn cedar_datetime(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[cfg(test)]
+mod datetime_tests {
+    use super::*;
+
+    #[test]
+    fn cedar_datetime_has_millisecond_precision() {
+        let t: Timestamp = "2026-11-26T01:51:49.120456789Z".parse().unwrap_or_default();
+        assert_eq!(cedar_datetime(t), "2026-11-26T01:51:49.120Z");
+        let t: Timestamp = "2026-11-26T01:51:49Z".parse().unwrap_or_default();
+        assert_eq!(cedar_datetime(t), "2026-11-26T01:51:49.000Z");
+    }
 }

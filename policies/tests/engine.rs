@@ -386,3 +386,20 @@ fn redecide_reports_only_changed_outcomes_with_both_reasons() {
             .all(|c| c.index % 3 == 2 && c.new.outcome == Outcome::Allow)
     );
 }
+
+#[test]
+fn a_clock_time_with_nanoseconds_decides() {
+    let w = world();
+    let req = request("acme", "transport/open", &["a"]);
+    let t: Timestamp = "2025-06-01T10:11:12.123456789Z"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = engine(vec![]).decide(&DecisionInput {
+        now: t,
+        ..input(&w, &req)
+    });
+    assert_eq!(
+        (d.outcome, d.reason_ids()),
+        (Outcome::Allow, vec!["open-read"])
+    );
+}
