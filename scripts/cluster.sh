@@ -48,7 +48,8 @@ die() { echo "cluster: error: $*" >&2; exit 1; }
 take_lock() {
   mkdir -p "$STATE"
   exec 9>"$STATE/.lock"
-  flock -w 600 9 || die "another cluster.sh command holds $STATE/.lock for >600s; wait for it or remove a stale lock"
+  # long: a first `up` holds it while toolchain.sh builds Kubernetes
+  flock -w 3600 9 || die "waited an hour for another cluster.sh command holding $STATE/.lock; find it with: fuser -v $STATE/.lock"
 }
 
 # --- binaries ----------------------------------------------------------------
@@ -219,6 +220,7 @@ start_proc() { # name binary args...
   echo "=== $(date -u +%FT%TZ) cluster.sh starting $name" >>"$LOGS/$name.log"
   # setsid: own session, so a terminal's Ctrl-C or a test harness' process
   # group kill does not reach it; the inner shell writes its own pid, then execs.
+  # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$f" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
   for ((i = 0; i < 100; i++)); do
     if [[ -s "$f" ]]; then

@@ -41,7 +41,7 @@ find_pg_bin() {
   fi
   while read -r d; do
     if has_server "$d"; then echo "$d"; return; fi
-  done < <(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r)
+  done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
   return 1
 }
 
@@ -174,6 +174,7 @@ cmd_down() {
   fi
   if $purge; then
     rm -rf "$PGSTATE"
+    rmdir "$STATE" 2>/dev/null || true # only if cluster.sh left nothing there
     log "down; data purged"
   else
     log "down; data kept in $DATA (use 'down --purge' to delete it)"

@@ -6,7 +6,7 @@
 set -euo pipefail
 shopt -s inherit_errexit # a failed build inside $(build_x) must fail the script
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env
 source "$here/versions.env"
 cache="${DATAMESH_CACHE:-$HOME/.cache/datamesh}"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"

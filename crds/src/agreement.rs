@@ -26,7 +26,11 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Purpose", type_ = "string", json_path = ".spec.purpose"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Until", type_ = "string", json_path = ".status.activeUntil"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.fields.all(f, self.fields.exists_one(g, g == f))").message("spec.fields must not repeat a field"))]
@@ -48,10 +52,14 @@ pub struct DataSharingAgreementSpec {
     pub fields: Vec<FieldName>,
     /// When access should start (RFC 3339); defaults to when it is granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"))]
+    #[schemars(regex(
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    ))]
     pub start: Option<String>,
     /// When access must end (RFC 3339).
-    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"))]
+    #[schemars(regex(
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    ))]
     pub end: String,
     /// The licence and its version the consumer accepts.
     pub licence: AcceptedLicence,
@@ -67,9 +75,13 @@ pub struct DataSharingAgreementSpec {
 }
 
 /// A field name (plain SQL identifier).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(transparent)]
-pub struct FieldName(#[schemars(regex(pattern = r"^[a-z_][a-z0-9_]*$"), length(min = 1, max = 63))] pub String);
+pub struct FieldName(
+    #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]*$"), length(min = 1, max = 63))] pub String,
+);
 
 impl FieldName {
     /// The field's name.
@@ -122,7 +134,10 @@ impl AgreementPhase {
 
     /// Whether no further transition can happen.
     pub fn is_final(self) -> bool {
-        matches!(self, AgreementPhase::Denied | AgreementPhase::Expired | AgreementPhase::Revoked)
+        matches!(
+            self,
+            AgreementPhase::Denied | AgreementPhase::Expired | AgreementPhase::Revoked
+        )
     }
 }
 

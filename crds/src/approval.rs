@@ -23,11 +23,23 @@ use serde::{Deserialize, Serialize};
     namespaced,
     status = "AgreementApprovalStatus",
     doc = "A provider's approval or denial of a DataSharingAgreement.",
-    printcolumn(name = "Agreement", type_ = "string", json_path = ".spec.agreement.name"),
-    printcolumn(name = "Consumer NS", type_ = "string", json_path = ".spec.agreement.namespace"),
+    printcolumn(
+        name = "Agreement",
+        type_ = "string",
+        json_path = ".spec.agreement.name"
+    ),
+    printcolumn(
+        name = "Consumer NS",
+        type_ = "string",
+        json_path = ".spec.agreement.namespace"
+    ),
     printcolumn(name = "Decision", type_ = "string", json_path = ".spec.decision"),
     printcolumn(name = "Approver", type_ = "string", json_path = ".spec.approver"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: create a new AgreementApproval instead"))]

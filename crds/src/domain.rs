@@ -19,11 +19,27 @@ use serde::{Deserialize, Serialize};
     category = "datamesh",
     status = "DomainStatus",
     doc = "A party of the data mesh that owns data and may consume others' data.",
-    printcolumn(name = "Display Name", type_ = "string", json_path = ".spec.displayName"),
+    printcolumn(
+        name = "Display Name",
+        type_ = "string",
+        json_path = ".spec.displayName"
+    ),
     printcolumn(name = "Sector", type_ = "string", json_path = ".spec.sector"),
-    printcolumn(name = "Jurisdiction", type_ = "string", json_path = ".spec.jurisdiction"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Jurisdiction",
+        type_ = "string",
+        json_path = ".spec.jurisdiction"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DomainSpec {
@@ -57,16 +73,30 @@ pub struct DomainSpec {
 }
 
 /// A namespace name (DNS label).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct NamespaceName(
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(min = 1, max = 63))] pub String,
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
+    pub String,
 );
 
 /// A short lower-case token (purposes, accreditations, themes).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(transparent)]
-pub struct Token(#[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(min = 1, max = 63))] pub String);
+pub struct Token(
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
+    pub String,
+);
 
 impl Token {
     /// The token's text.
@@ -122,6 +152,8 @@ pub struct DomainStatus {
 impl DomainSpec {
     /// The Kubernetes group of the domain's team.
     pub fn team_group_or_default(&self, domain_name: &str) -> String {
-        self.team_group.clone().unwrap_or_else(|| format!("datamesh:{domain_name}"))
+        self.team_group
+            .clone()
+            .unwrap_or_else(|| format!("datamesh:{domain_name}"))
     }
 }

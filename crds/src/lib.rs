@@ -16,6 +16,8 @@
 //! malformed manifest before datamesh ever sees it. `crdgen` writes the CRD YAML
 //! from these types into `charts/datamesh/crds/`.
 #![forbid(unsafe_code)]
+// kube-derive expands each `printcolumn(...)` into attributes clippy mistakes for duplicates.
+#![allow(clippy::duplicated_attributes)]
 
 pub mod agreement;
 pub mod approval;

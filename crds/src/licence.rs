@@ -20,9 +20,21 @@ use serde::{Deserialize, Serialize};
     doc = "Reusable licence terms for sharing data.",
     printcolumn(name = "Title", type_ = "string", json_path = ".spec.title"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
-    printcolumn(name = "Commercial", type_ = "boolean", json_path = ".spec.commercialUse"),
-    printcolumn(name = "Max Days", type_ = "integer", json_path = ".spec.maxDurationDays"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Commercial",
+        type_ = "boolean",
+        json_path = ".spec.commercialUse"
+    ),
+    printcolumn(
+        name = "Max Days",
+        type_ = "integer",
+        json_path = ".spec.maxDurationDays"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.permittedPurposes.exists(p, p == 'any') || size(self.permittedPurposes) == 1").message("spec.permittedPurposes: 'any' cannot be combined with other purposes"))]
@@ -78,7 +90,9 @@ fn default_true() -> bool {
 /// An ISO 3166 code such as `GB` or `GB-SCT`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(transparent)]
-pub struct JurisdictionCode(#[schemars(regex(pattern = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"))] pub String);
+pub struct JurisdictionCode(
+    #[schemars(regex(pattern = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"))] pub String,
+);
 
 /// What the operator observed of a Licence.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
@@ -95,6 +109,8 @@ pub struct LicenceStatus {
 impl LicenceSpec {
     /// Whether `purpose` is among the permitted purposes.
     pub fn permits_purpose(&self, purpose: &str) -> bool {
-        self.permitted_purposes.iter().any(|p| p.as_str() == "any" || p.as_str() == purpose)
+        self.permitted_purposes
+            .iter()
+            .any(|p| p.as_str() == "any" || p.as_str() == purpose)
     }
 }

@@ -18,9 +18,21 @@ use serde::{Deserialize, Serialize};
     status = "GovernancePolicyStatus",
     doc = "A named set of Cedar policies from the governance board or a domain.",
     printcolumn(name = "Scope", type_ = "string", json_path = ".spec.domain"),
-    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
-    printcolumn(name = "Policies", type_ = "integer", json_path = ".status.policyCount"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Valid",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Valid\")].status"
+    ),
+    printcolumn(
+        name = "Policies",
+        type_ = "integer",
+        json_path = ".status.policyCount"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GovernancePolicySpec {
@@ -33,7 +45,7 @@ pub struct GovernancePolicySpec {
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub domain: Option<String>,
     /// Cedar policy text; every policy needs an `@id("...")` and a `@reason("...")`.
-    #[schemars(length(min = 1, max = 1048576))]
+    #[schemars(length(min = 1, max = 262144))]
     pub policies: String,
 }
 
@@ -73,7 +85,9 @@ pub struct GovernancePolicyStatus {
     /// Errors, when the set is invalid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<PolicyError>,
-    /// Version (hash) of the whole policy set in force.
+    /// The text of this object's policies that is in force: the spec when it
+    /// is valid, otherwise the last valid spec. Kept here so that an operator
+    /// restart keeps enforcing it instead of forgetting it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_set_version: Option<String>,
+    pub in_force: Option<String>,
 }

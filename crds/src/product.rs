@@ -22,18 +22,39 @@ use serde::{Deserialize, Serialize};
     status = "DataProductStatus",
     doc = "A data product published by a domain: catalogue entry and contract.",
     printcolumn(name = "Domain", type_ = "string", json_path = ".spec.domain"),
-    printcolumn(name = "Classification", type_ = "string", json_path = ".spec.classification"),
-    printcolumn(name = "Lifecycle", type_ = "string", json_path = ".spec.lifecycle.stage"),
-    printcolumn(name = "Licence", type_ = "string", json_path = ".spec.licence", priority = 1),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Classification",
+        type_ = "string",
+        json_path = ".spec.classification"
+    ),
+    printcolumn(
+        name = "Lifecycle",
+        type_ = "string",
+        json_path = ".spec.lifecycle.stage"
+    ),
+    printcolumn(
+        name = "Licence",
+        type_ = "string",
+        json_path = ".spec.licence",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.personalData || has(self.lawfulBasis)").message("spec.lawfulBasis is required when spec.personalData is true"))]
 #[x_kube(validation = Rule::new("self.classification != 'personal' || self.personalData").message("spec.personalData must be true when spec.classification is personal"))]
 #[x_kube(validation = Rule::new("!self.personalData || self.classification in ['restricted', 'personal']").message("spec.classification must be restricted or personal when spec.personalData is true"))]
 #[x_kube(validation = Rule::new("!self.personalData || has(self.dpiaReference)").message("spec.dpiaReference is required when spec.personalData is true"))]
-#[x_kube(validation = Rule::new("self.schema.all(f, self.schema.exists_one(g, g.name == f.name))").message("spec.schema must not repeat a field name"))]
+#[x_kube(validation = Rule::new("!has(self.schema) || self.schema.all(f, self.schema.exists_one(g, g.name == f.name))").message("spec.schema must not repeat a field name"))]
 pub struct DataProductSpec {
     /// The Domain that owns this product; it must own the product's namespace.
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]

@@ -28,16 +28,33 @@ spec:
   licence: ogl
 "#;
     let p: DataProduct = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
-    let port = p.spec.output_ports[0].postgres.as_ref().unwrap_or_else(|| panic!("postgres port"));
+    let port = p.spec.output_ports[0]
+        .postgres
+        .as_ref()
+        .unwrap_or_else(|| panic!("postgres port"));
     assert_eq!(port.schema, "public", "schema defaults to public");
-    assert_eq!(port.admin_secret_ref.key, "url", "secret key defaults to url");
+    assert_eq!(
+        port.admin_secret_ref.key, "url",
+        "secret key defaults to url"
+    );
     assert!(!p.spec.personal_data);
-    assert_eq!(p.spec.field("nhs_number").map(|f| f.classification.as_str()), Some("identifier"));
-    assert_eq!(p.spec.field("route").map(|f| f.classification.as_str()), Some("public"));
+    assert_eq!(
+        p.spec
+            .field("nhs_number")
+            .map(|f| f.classification.as_str()),
+        Some("identifier")
+    );
+    assert_eq!(
+        p.spec.field("route").map(|f| f.classification.as_str()),
+        Some("public")
+    );
     let back = serde_json::to_value(&p).unwrap_or_default();
     assert_eq!(back["spec"]["updateFrequency"], "daily");
     assert_eq!(back["spec"]["outputPorts"][0]["type"], "postgres");
-    assert!(back["spec"].get("lawfulBasis").is_none(), "absent optionals are not written");
+    assert!(
+        back["spec"].get("lawfulBasis").is_none(),
+        "absent optionals are not written"
+    );
     let again: DataProduct = serde_json::from_value(back).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.spec, p.spec);
 }

@@ -18,10 +18,18 @@ pub struct Readiness {
 
 impl Readiness {
     fn ok(message: impl Into<String>) -> Self {
-        Self { ready: true, reason: "Ready", message: message.into() }
+        Self {
+            ready: true,
+            reason: "Ready",
+            message: message.into(),
+        }
     }
     fn not(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { ready: false, reason, message: message.into() }
+        Self {
+            ready: false,
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -49,9 +57,15 @@ pub fn domain(
         .filter(|n| !existing.contains(*n))
         .collect();
     if missing.is_empty() {
-        Readiness::ok(format!("owns {} namespace(s)", domain.spec.namespaces.len()))
+        Readiness::ok(format!(
+            "owns {} namespace(s)",
+            domain.spec.namespaces.len()
+        ))
     } else {
-        Readiness::not("NamespaceNotFound", format!("namespace(s) not found: {}", missing.join(", ")))
+        Readiness::not(
+            "NamespaceNotFound",
+            format!("namespace(s) not found: {}", missing.join(", ")),
+        )
     }
 }
 
@@ -68,16 +82,25 @@ pub fn product(
 ) -> Readiness {
     let spec = &product.spec;
     let Some(domain) = domain else {
-        return Readiness::not("DomainNotFound", format!("Domain {} does not exist", spec.domain));
+        return Readiness::not(
+            "DomainNotFound",
+            format!("Domain {} does not exist", spec.domain),
+        );
     };
     if !domain.spec.namespaces.iter().any(|n| n.0 == namespace) {
         return Readiness::not(
             "NamespaceNotOwned",
-            format!("namespace {namespace} is not one of Domain {}'s namespaces", spec.domain),
+            format!(
+                "namespace {namespace} is not one of Domain {}'s namespaces",
+                spec.domain
+            ),
         );
     }
     if licence.is_none() {
-        return Readiness::not("LicenceNotFound", format!("Licence {} does not exist", spec.licence));
+        return Readiness::not(
+            "LicenceNotFound",
+            format!("Licence {} does not exist", spec.licence),
+        );
     }
     let missing: Vec<String> = spec
         .provenance
@@ -87,9 +110,15 @@ pub fn product(
         .map(|r| r.to_string())
         .collect();
     if !missing.is_empty() {
-        return Readiness::not("InputNotFound", format!("input data product(s) not found: {}", missing.join(", ")));
+        return Readiness::not(
+            "InputNotFound",
+            format!("input data product(s) not found: {}", missing.join(", ")),
+        );
     }
-    Readiness::ok(format!("published by Domain {} under Licence {}", spec.domain, spec.licence))
+    Readiness::ok(format!(
+        "published by Domain {} under Licence {}",
+        spec.domain, spec.licence
+    ))
 }
 
 #[cfg(test)]
@@ -165,7 +194,11 @@ mod tests {
         let r = product(&p, "transport", None, Some(&l), |_, _| true);
         assert_eq!(r.reason, "DomainNotFound");
 
-        let p = product_obj("transport", "ogl", json!([{"namespace": "env", "name": "air"}]));
+        let p = product_obj(
+            "transport",
+            "ogl",
+            json!([{"namespace": "env", "name": "air"}]),
+        );
         let r = product(&p, "transport", Some(&d), Some(&l), |_, _| false);
         assert_eq!(r.reason, "InputNotFound");
         assert!(r.message.contains("env/air"));

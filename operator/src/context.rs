@@ -2,13 +2,16 @@
 //! looks things up in, the Event recorder and the metrics.
 
 use crate::metrics::Metrics;
-use datamesh_crds::{DataProduct, Domain, Licence};
+use crate::policy_store::PolicyStore;
+use datamesh_crds::{
+    AgreementApproval, DataProduct, DataSharingAgreement, Domain, GovernancePolicy, Licence,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -25,6 +28,12 @@ pub struct Stores {
     pub products: Store<DataProduct>,
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
+    /// Every DataSharingAgreement.
+    pub agreements: Store<DataSharingAgreement>,
+    /// Every AgreementApproval.
+    pub approvals: Store<AgreementApproval>,
+    /// Every GovernancePolicy.
+    pub policies: Store<GovernancePolicy>,
 }
 
 /// Shared state of the reconcilers.
@@ -37,25 +46,63 @@ pub struct Context {
     pub recorder: Recorder,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The policy set in force.
+    pub policy: PolicyStore,
 }
 
 impl Context {
     /// Starts the watch caches and waits until each has its first full list,
     /// so no reconcile sees a half-filled cache and writes a wrong status.
-    pub async fn start(client: Client, metrics: Arc<Metrics>, instance: &str) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        client: Client,
+        metrics: Arc<Metrics>,
+        instance: &str,
+    ) -> anyhow::Result<Arc<Self>> {
         let stores = Stores {
             domains: cache(Api::<Domain>::all(client.clone())),
             licences: cache(Api::<Licence>::all(client.clone())),
             products: cache(Api::<DataProduct>::all(client.clone())),
             namespaces: cache(Api::<Namespace>::all(client.clone())),
+            agreements: cache(Api::<DataSharingAgreement>::all(client.clone())),
+            approvals: cache(Api::<AgreementApproval>::all(client.clone())),
+            policies: cache(Api::<GovernancePolicy>::all(client.clone())),
         };
         stores.domains.wait_until_ready().await?;
         stores.licences.wait_until_ready().await?;
         stores.products.wait_until_ready().await?;
         stores.namespaces.wait_until_ready().await?;
-        let reporter = Reporter { controller: crate::MANAGER.into(), instance: Some(instance.to_string()) };
+        stores.agreements.wait_until_ready().await?;
+        stores.approvals.wait_until_ready().await?;
+        stores.policies.wait_until_ready().await?;
+        // The board's policies are in force before any agreement is decided:
+        // start from each GovernancePolicy's last valid text.
+        let seed = stores
+            .policies
+            .state()
+            .iter()
+            .filter(|gp| gp.metadata.deletion_timestamp.is_none())
+            .filter_map(|gp| {
+                let mut gp = (**gp).clone();
+                gp.spec.policies = gp.status.as_ref()?.in_force.clone()?;
+                Some((
+                    gp.name_any(),
+                    datamesh_policies::PolicySource::from_governance_policy(&gp),
+                ))
+            })
+            .collect::<Vec<_>>();
+        let policy = PolicyStore::new(seed)?;
+        let reporter = Reporter {
+            controller: crate::MANAGER.into(),
+            instance: Some(instance.to_string()),
+        };
         let recorder = Recorder::new(client.clone(), reporter);
-        Ok(Arc::new(Self { client, stores, recorder, metrics }))
+        Ok(Arc::new(Self {
+            client,
+            stores,
+            recorder,
+            metrics,
+            policy,
+        }))
     }
 }
 

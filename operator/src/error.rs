@@ -13,6 +13,12 @@ pub enum Error {
     /// An object lacks a field the API server always sets.
     #[error("object is missing {0}")]
     MissingField(&'static str),
+    /// Adding or removing a finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// Other objects still depend on this one; try again shortly.
+    #[error("waiting: {0}")]
+    Waiting(String),
 }
 
 impl Error {
@@ -22,6 +28,8 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Serde(_) => "serde",
             Error::MissingField(_) => "missing_field",
+            Error::Finalizer(_) => "finalizer",
+            Error::Waiting(_) => "waiting",
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Health, readiness and metrics endpoints.
 
 use crate::metrics::Metrics;
-use axum::{Router, extract::State as AxState, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{
+    Router, extract::State as AxState, http::StatusCode, response::IntoResponse, routing::get,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,10 @@ pub struct State {
 impl State {
     /// A state that is not ready yet.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics, ready: Arc::new(AtomicBool::new(false)) }
+        Self {
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Marks the operator ready (caches synced) or not.
@@ -44,7 +49,10 @@ async fn readyz(AxState(state): AxState<State>) -> impl IntoResponse {
 
 async fn metrics(AxState(state): AxState<State>) -> impl IntoResponse {
     (
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
 }

@@ -11,7 +11,9 @@ pub mod context;
 pub mod controller;
 pub mod error;
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
+pub mod policy_store;
 pub mod status;
 pub mod telemetry;
 
@@ -26,7 +28,11 @@ pub const MANAGER: &str = "datamesh-operator";
 
 /// Command-line arguments of `datamesh-operator`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "datamesh-operator", version, about = "The datamesh Kubernetes operator")]
+#[command(
+    name = "datamesh-operator",
+    version,
+    about = "The datamesh Kubernetes operator"
+)]
 pub struct Args {
     /// Address of the health, readiness and metrics endpoints.
     #[arg(long, env = "DATAMESH_HTTP_ADDR", default_value = "127.0.0.1:8080")]
@@ -34,26 +40,101 @@ pub struct Args {
     /// Name this replica reports in Events and leases (the pod name in a cluster).
     #[arg(long, env = "DATAMESH_INSTANCE", default_value_t = default_instance())]
     pub instance: String,
+    /// Elect a leader with a Lease so that only one replica reconciles.
+    #[arg(long, env = "DATAMESH_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (the operator's own namespace in a cluster).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "DATAMESH_LEASE_NAME", default_value = "datamesh-operator")]
+    pub lease_name: String,
+    /// Seconds a leader's lease lasts without renewal; a crashed leader is
+    /// replaced after at most this long.
+    #[arg(long, env = "DATAMESH_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
     /// Logging and tracing settings.
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryArgs,
 }
 
 fn default_instance() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| format!("datamesh-operator-{}", std::process::id()))
+    std::env::var("HOSTNAME")
+        .unwrap_or_else(|_| format!("datamesh-operator-{}", std::process::id()))
 }
 
 /// Runs the operator until SIGTERM or Ctrl+C.
+///
+/// Every replica keeps its watch caches warm and answers readiness; only the
+/// holder of the Lease reconciles. A leader that loses its lease exits, so
+/// two replicas never write at once.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let state = http::State::new(metrics.clone());
     let http = tokio::spawn(http::serve(args.http_addr, state.clone()));
-    let ctx = context::Context::start(client, metrics, &args.instance).await?;
+    let ctx = context::Context::start(client.clone(), metrics.clone(), &args.instance).await?;
     state.set_ready(true);
-    tracing::info!(instance = %args.instance, "caches synced; reconciling");
-    let result = controller::run_all(ctx).await;
+    tracing::info!(instance = %args.instance, "caches synced");
+
+    let result = if args.leader_elect {
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
+            .with_namespace(&args.lease_namespace)
+            .with_identity(&args.instance)
+            .with_duration(args.lease_seconds.max(2))
+            .with_grace((args.lease_seconds / 3).max(1))
+            .build()
+            .await?;
+        let (mut leader, task) = manager.watch().await;
+        tracing::info!(lease = %args.lease_name, "waiting for leadership");
+        let elected = tokio::select! {
+            r = wait_until(&mut leader, true) => r,
+            _ = shutdown_signal() => false,
+        };
+        let result = if elected {
+            metrics.leader.set(1);
+            tracing::info!("leading; reconciling");
+            tokio::select! {
+                r = controller::run_all(ctx) => r,
+                _ = wait_until(&mut leader, false) => Err(anyhow::anyhow!("lost leadership; exiting so a new leader takes over")),
+            }
+        } else {
+            Ok(())
+        };
+        metrics.leader.set(0);
+        drop(leader); // releases the lease for the next replica
+        let _ = task.await;
+        result
+    } else {
+        tracing::info!("reconciling (no leader election)");
+        controller::run_all(ctx).await
+    };
     state.set_ready(false);
     http.abort();
     result
+}
+
+/// Waits until the leadership flag equals `want`; false if the lease manager stopped.
+async fn wait_until(rx: &mut tokio::sync::watch::Receiver<bool>, want: bool) -> bool {
+    loop {
+        if *rx.borrow_and_update() == want {
+            return true;
+        }
+        if rx.changed().await.is_err() {
+            return false;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

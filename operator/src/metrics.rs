@@ -43,6 +43,14 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     /// Writes to the API server by kind and what was written.
     pub writes: Family<WriteLabels, Counter>,
+    /// Decisions by outcome.
+    pub decisions: Family<OutcomeLabels, Counter>,
+    /// Time to decide one agreement, in seconds.
+    pub decision_duration: Histogram,
+    /// Agreements in phase Active.
+    pub active_agreements: prometheus_client::metrics::gauge::Gauge,
+    /// 1 while this replica is the leader.
+    pub leader: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Default for Metrics {
@@ -55,14 +63,56 @@ impl Default for Metrics {
         });
         let writes = Family::<WriteLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by kind", reconciles.clone());
-        registry.register("reconcile_errors", "Failed reconciles by kind and error", reconcile_errors.clone());
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by kind and error",
+            reconcile_errors.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Reconcile duration by kind",
             reconcile_duration.clone(),
         );
-        registry.register("api_writes", "Writes to the API server by kind and what", writes.clone());
-        Self { registry, reconciles, reconcile_errors, reconcile_duration, writes }
+        registry.register(
+            "api_writes",
+            "Writes to the API server by kind and what",
+            writes.clone(),
+        );
+        let decisions = Family::<OutcomeLabels, Counter>::default();
+        let decision_duration = Histogram::new(exponential_buckets(0.000_005, 2.0, 16));
+        let active_agreements = prometheus_client::metrics::gauge::Gauge::default();
+        let leader = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "decisions",
+            "Access decisions by outcome",
+            decisions.clone(),
+        );
+        registry.register(
+            "decision_duration_seconds",
+            "Time to decide one agreement",
+            decision_duration.clone(),
+        );
+        registry.register(
+            "active_agreements",
+            "Agreements in phase Active",
+            active_agreements.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica is the leader",
+            leader.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            writes,
+            decisions,
+            decision_duration,
+            active_agreements,
+            leader,
+        }
     }
 }
 
@@ -70,9 +120,13 @@ impl Metrics {
     /// Records a finished reconcile.
     pub fn reconciled(&self, kind: &'static str, took: Duration, error: Option<&'static str>) {
         self.reconciles.get_or_create(&KindLabels { kind }).inc();
-        self.reconcile_duration.get_or_create(&KindLabels { kind }).observe(took.as_secs_f64());
+        self.reconcile_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(took.as_secs_f64());
         if let Some(error) = error {
-            self.reconcile_errors.get_or_create(&ErrorLabels { kind, error }).inc();
+            self.reconcile_errors
+                .get_or_create(&ErrorLabels { kind, error })
+                .inc();
         }
     }
 
@@ -94,4 +148,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Labels naming a decision outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// Allow, NeedsApproval or Deny.
+    pub outcome: &'static str,
 }

@@ -9,7 +9,12 @@ use std::fmt::Debug;
 
 /// Applies `status` to the object's status subresource when it differs from
 /// `current`. Returns whether a write was made.
-pub async fn apply_if_changed<K, S>(api: &Api<K>, name: &str, current: Option<&S>, status: &S) -> Result<bool>
+pub async fn apply_if_changed<K, S>(
+    api: &Api<K>,
+    name: &str,
+    current: Option<&S>,
+    status: &S,
+) -> Result<bool>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize + PartialEq,
@@ -22,6 +27,11 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(true)
 }

@@ -47,16 +47,25 @@ pub fn init(args: &TelemetryArgs) -> anyhow::Result<Guard> {
                 .build()?;
             let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("datamesh-operator").build())
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name("datamesh-operator")
+                        .build(),
+                )
                 .build();
             let tracer = provider.tracer("datamesh-operator");
-            (Some(tracing_opentelemetry::layer().with_tracer(tracer)), Some(provider))
+            (
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(provider),
+            )
         }
         None => (None, None),
     };
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     match args.log_format {
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json()).try_init()?,
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json())
+            .try_init()?,
         LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
     }
     Ok(Guard(provider))

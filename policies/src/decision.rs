@@ -251,12 +251,19 @@ impl PolicyEngine {
         } = checked;
 
         let licence = &input.licence.spec;
+        // A grant already in force is not refused for its length when the
+        // licence's maximum shrinks: it is cut to the new maximum below.
+        let asked_days = if input.existing_agreement {
+            0
+        } else {
+            duration_days
+        };
         let terms = check_terms(
             licence_name,
             licence,
             input.request,
             &input.consumer.spec.jurisdiction,
-            duration_days,
+            asked_days,
             input.owner_approved,
         );
 

@@ -52,3 +52,68 @@ pub fn product(name: &str, namespace: &str, domain: &str, licence: &str) -> Valu
         }
     })
 }
+
+/// A DataSharingAgreement by `consumer` (in `namespace`) for `product` (`ns/name`).
+pub fn agreement(
+    name: &str,
+    namespace: &str,
+    consumer: &str,
+    product: (&str, &str),
+    licence: (&str, &str),
+    end: &str,
+) -> Value {
+    json!({
+        "apiVersion": "datamesh.dev/v1alpha1", "kind": "DataSharingAgreement",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "consumer": consumer,
+            "product": {"namespace": product.0, "name": product.1},
+            "purpose": "service-planning",
+            "justification": "Plan bus lanes with punctuality data.",
+            "fields": ["route", "on_time_pct"],
+            "end": end,
+            "licence": {"name": licence.0, "version": licence.1}
+        }
+    })
+}
+
+/// An AgreementApproval in the provider's namespace.
+pub fn approval(
+    name: &str,
+    namespace: &str,
+    agreement: (&str, &str),
+    approver: &str,
+    approve: bool,
+) -> Value {
+    json!({
+        "apiVersion": "datamesh.dev/v1alpha1", "kind": "AgreementApproval",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "agreement": {"namespace": agreement.0, "name": agreement.1},
+            "decision": if approve { "Approve" } else { "Deny" },
+            "approver": approver,
+            "reason": "reviewed by the data steward"
+        }
+    })
+}
+
+/// A Domain with a given sector, jurisdiction and accreditations.
+pub fn domain_with(
+    name: &str,
+    namespaces: &[&str],
+    sector: &str,
+    accreditations: &[&str],
+) -> Value {
+    let mut d = domain(name, namespaces);
+    d["spec"]["sector"] = json!(sector);
+    d["spec"]["accreditations"] = json!(accreditations);
+    d
+}
+
+/// An RFC 3339 time `secs` seconds from now.
+pub fn in_secs(secs: i64) -> String {
+    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs);
+    t.round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| t.to_string())
+}

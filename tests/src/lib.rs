@@ -12,13 +12,17 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Path of the admin kubeconfig of the local control plane.
@@ -47,12 +51,23 @@ pub async fn admin() -> Result<Client> {
 /// A kubeconfig for a user with the given groups, signed by the cluster CA.
 pub fn user_kubeconfig(user: &str, groups: &[&str]) -> Result<PathBuf> {
     let mut cmd = std::process::Command::new("bash");
-    cmd.arg(repo_root().join("scripts/cluster.sh")).arg("user").arg(user).args(groups);
+    cmd.arg(repo_root().join("scripts/cluster.sh"))
+        .arg("user")
+        .arg(user)
+        .args(groups);
     let out = cmd.output()?;
     if !out.status.success() {
-        bail!("cluster.sh user {user}: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "cluster.sh user {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let path = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     Ok(PathBuf::from(path))
 }
 
@@ -69,9 +84,13 @@ pub async fn install_crds(client: &Client) -> Result<()> {
         }
         let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
         let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(&name, &PatchParams::apply("datamesh-e2e").force(), &Patch::Apply(&crd))
-            .await
-            .with_context(|| format!("applying {}", path.display()))?;
+        api.patch(
+            &name,
+            &PatchParams::apply("datamesh-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("applying {}", path.display()))?;
         names.push(name);
     }
     for name in names {
@@ -116,20 +135,27 @@ where
 
 /// A short random suffix so tests never collide on names.
 pub fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("{prefix}-{:x}", (n ^ std::process::id()) & 0xffffff)
 }
 
 /// Creates a namespace (deleted again by [`delete_namespace`]).
 pub async fn create_namespace(client: &Client, name: &str) -> Result<()> {
     let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
     Ok(())
 }
 
 /// Deletes a namespace; the namespace controller removes what is in it.
 pub async fn delete_namespace(client: &Client, name: &str) {
-    let _ = Api::<Namespace>::all(client.clone()).delete(name, &DeleteParams::default()).await;
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(name, &DeleteParams::default())
+        .await;
 }
 
 /// Creates an object from a YAML or JSON value with the admin client.
@@ -151,18 +177,30 @@ pub struct Operator {
 
 /// Path of a workspace binary built by `cargo build` (scripts/test.sh builds them first).
 pub fn workspace_bin(name: &str) -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
     let path = target.join("debug").join(name);
     if !path.exists() {
-        bail!("{} not found: build it first (`cargo build --bins`, as scripts/test.sh does)", path.display());
+        bail!(
+            "{} not found: build it first (`cargo build --bins`, as scripts/test.sh does)",
+            path.display()
+        );
     }
     Ok(path)
 }
 
 impl Operator {
-    /// Starts the operator with the admin kubeconfig and waits until it is ready.
+    /// Starts the operator with the admin kubeconfig and waits until it is
+    /// ready. Each start uses its own Lease, so a killed predecessor's lease
+    /// does not delay it; tests of leader election pass `--lease-name`.
     pub async fn start() -> Result<Self> {
-        Self::start_with(&admin_kubeconfig()?, &[]).await
+        let lease = unique("datamesh-e2e");
+        Self::start_with(
+            &admin_kubeconfig()?,
+            &["--lease-name", &lease, "--lease-seconds", "4"],
+        )
+        .await
     }
 
     /// Starts the operator with a given kubeconfig and extra arguments.
@@ -172,7 +210,10 @@ impl Operator {
         let child = tokio::process::Command::new(workspace_bin("datamesh-operator")?)
             .env("KUBECONFIG", kubeconfig)
             .env("DATAMESH_HTTP_ADDR", &http_addr)
-            .env("RUST_LOG", std::env::var("DATAMESH_OPERATOR_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("DATAMESH_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .args(args)
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
@@ -188,7 +229,13 @@ impl Operator {
         let url = format!("http://{}/readyz", self.http_addr);
         wait_for(Duration::from_secs(60), || {
             let url = url.clone();
-            async move { http_get(&url).await.ok().filter(|(code, _)| *code == 200).map(|_| ()) }
+            async move {
+                http_get(&url)
+                    .await
+                    .ok()
+                    .filter(|(code, _)| *code == 200)
+                    .map(|_| ())
+            }
         })
         .await
         .context("operator did not become ready")
@@ -196,7 +243,9 @@ impl Operator {
 
     /// Fetches the Prometheus metrics text.
     pub async fn metrics(&self) -> Result<String> {
-        Ok(http_get(&format!("http://{}/metrics", self.http_addr)).await?.1)
+        Ok(http_get(&format!("http://{}/metrics", self.http_addr))
+            .await?
+            .1)
     }
 
     /// Sum of a counter over all label sets whose labels contain `filter`.
@@ -224,16 +273,79 @@ fn free_port() -> Result<u16> {
 /// A minimal HTTP/1.1 GET on loopback, returning status code and body.
 pub async fn http_get(url: &str) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow!("only http:// URLs: {url}"))?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("only http:// URLs: {url}"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut stream = tokio::net::TcpStream::connect(host).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf).to_string();
-    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("bad response"))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("bad response"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
+}
+
+/// Applies every document of a YAML file (server-side apply, as admin).
+pub async fn apply_yaml_file(client: &Client, path: &Path) -> Result<()> {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    use kube::discovery::Scope;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let discovery = kube::Discovery::new(client.clone()).run().await?;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_json::Value::deserialize(doc)?;
+        if value.is_null() {
+            continue;
+        }
+        let obj: DynamicObject = serde_json::from_value(value)?;
+        let types = obj
+            .types
+            .clone()
+            .ok_or_else(|| anyhow!("document without apiVersion/kind in {}", path.display()))?;
+        let gvk = GroupVersionKind::try_from(&types)?;
+        let (ar, caps): (ApiResource, _) = discovery
+            .resolve_gvk(&gvk)
+            .ok_or_else(|| anyhow!("unknown kind {gvk:?}"))?;
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let api: Api<DynamicObject> = match (caps.scope, obj.metadata.namespace.as_deref()) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
+            (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply("datamesh-e2e").force(),
+            &Patch::Apply(&obj),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Installs the admission policy that binds an approval to its creator.
+pub async fn install_admission(client: &Client) -> Result<()> {
+    apply_yaml_file(
+        client,
+        &repo_root().join("charts/datamesh/templates/admission-approver.yaml"),
+    )
+    .await?;
+    // the API server picks up new admission policies asynchronously
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
 }

@@ -12,7 +12,11 @@ use serde_json::{Value, json};
 /// API server's refusal.
 async fn refusal<K>(api: &Api<K>, value: Value) -> anyhow::Result<String>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
 {
     let obj: DynamicObject = serde_json::from_value(value)?;
     let ar = ApiResource::erase::<K>(&());
@@ -21,7 +25,10 @@ where
         (Some(ns), true) => Api::namespaced_with(admin().await?, ns, &ar),
         _ => Api::all_with(admin().await?, &ar),
     };
-    let pp = PostParams { dry_run: true, ..Default::default() };
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
     match raw.create(&pp, &obj).await {
         Ok(_) => anyhow::bail!("the API server accepted an invalid object"),
         Err(kube::Error::Api(e)) => Ok(e.message),
@@ -32,10 +39,10 @@ where
 fn with(mut v: Value, pointer: &str, new: Value) -> Value {
     if let Some(slot) = v.pointer_mut(pointer) {
         *slot = new;
-    } else if let Some((parent, key)) = pointer.rsplit_once('/') {
-        if let Some(obj) = v.pointer_mut(parent).and_then(Value::as_object_mut) {
-            obj.insert(key.to_string(), new);
-        }
+    } else if let Some((parent, key)) = pointer.rsplit_once('/')
+        && let Some(obj) = v.pointer_mut(parent).and_then(Value::as_object_mut)
+    {
+        obj.insert(key.to_string(), new);
     }
     v
 }
@@ -64,79 +71,182 @@ async fn each_rule_refuses_a_bad_manifest_naming_the_field() -> anyhow::Result<(
     let good = fixtures::product("p", "default", "transport", "ogl");
 
     // The valid fixtures pass, so each refusal below is due to its one change.
-    let pp = PostParams { dry_run: true, ..Default::default() };
-    products.create(&pp, &serde_json::from_value(good.clone())?).await?;
-    agreements.create(&pp, &serde_json::from_value(agreement())?).await?;
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    products
+        .create(&pp, &serde_json::from_value(good.clone())?)
+        .await?;
+    agreements
+        .create(&pp, &serde_json::from_value(agreement())?)
+        .await?;
 
     let cases: Vec<(&str, anyhow::Result<String>, &str)> = vec![
         (
             "personal data without a lawful basis",
-            refusal(&products, with(with(with(good.clone(), "/spec/personalData", json!(true)), "/spec/classification", json!("personal")), "/spec/dpiaReference", json!("DPIA-1"))).await,
+            refusal(
+                &products,
+                with(
+                    with(
+                        with(good.clone(), "/spec/personalData", json!(true)),
+                        "/spec/classification",
+                        json!("personal"),
+                    ),
+                    "/spec/dpiaReference",
+                    json!("DPIA-1"),
+                ),
+            )
+            .await,
             "spec.lawfulBasis is required when spec.personalData is true",
         ),
         (
             "personal data without a DPIA",
-            refusal(&products, with(with(with(good.clone(), "/spec/personalData", json!(true)), "/spec/classification", json!("personal")), "/spec/lawfulBasis", json!("publicTask"))).await,
+            refusal(
+                &products,
+                with(
+                    with(
+                        with(good.clone(), "/spec/personalData", json!(true)),
+                        "/spec/classification",
+                        json!("personal"),
+                    ),
+                    "/spec/lawfulBasis",
+                    json!("publicTask"),
+                ),
+            )
+            .await,
             "spec.dpiaReference is required when spec.personalData is true",
         ),
         (
             "classification personal without personal data",
-            refusal(&products, with(good.clone(), "/spec/classification", json!("personal"))).await,
+            refusal(
+                &products,
+                with(good.clone(), "/spec/classification", json!("personal")),
+            )
+            .await,
             "spec.personalData must be true when spec.classification is personal",
         ),
         (
             "deprecated without a sunset date",
-            refusal(&products, with(good.clone(), "/spec/lifecycle/stage", json!("deprecated"))).await,
+            refusal(
+                &products,
+                with(good.clone(), "/spec/lifecycle/stage", json!("deprecated")),
+            )
+            .await,
             "spec.lifecycle.sunsetDate is required when spec.lifecycle.stage is deprecated",
         ),
         (
             "postgres port without its postgres block",
-            refusal(&products, with(good.clone(), "/spec/outputPorts", json!([{"name": "db", "type": "postgres"}]))).await,
+            refusal(
+                &products,
+                with(
+                    good.clone(),
+                    "/spec/outputPorts",
+                    json!([{"name": "db", "type": "postgres"}]),
+                ),
+            )
+            .await,
             "postgres is required when type is postgres",
         ),
         (
             "repeated schema field",
-            refusal(&products, with(good.clone(), "/spec/schema", json!([{"name": "a", "type": "text"}, {"name": "a", "type": "int"}]))).await,
+            refusal(
+                &products,
+                with(
+                    good.clone(),
+                    "/spec/schema",
+                    json!([{"name": "a", "type": "text"}, {"name": "a", "type": "int"}]),
+                ),
+            )
+            .await,
             "spec.schema must not repeat a field name",
         ),
         (
             "unknown classification",
-            refusal(&products, with(good.clone(), "/spec/classification", json!("secret"))).await,
+            refusal(
+                &products,
+                with(good.clone(), "/spec/classification", json!("secret")),
+            )
+            .await,
             "spec.classification",
         ),
         (
             "hostile column name",
-            refusal(&products, with(good.clone(), "/spec/schema", json!([{"name": "x\"; DROP TABLE y; --", "type": "text"}]))).await,
+            refusal(
+                &products,
+                with(
+                    good.clone(),
+                    "/spec/schema",
+                    json!([{"name": "x\"; DROP TABLE y; --", "type": "text"}]),
+                ),
+            )
+            .await,
             "spec.schema[0].name",
         ),
         (
             "agreement ending before it starts",
-            refusal(&agreements, with(agreement(), "/spec/end", json!("2026-01-01T00:00:00Z"))).await,
+            refusal(
+                &agreements,
+                with(agreement(), "/spec/end", json!("2026-01-01T00:00:00Z")),
+            )
+            .await,
             "spec.end must be after spec.start",
         ),
         (
             "agreement repeating a field",
-            refusal(&agreements, with(agreement(), "/spec/fields", json!(["route", "route"]))).await,
+            refusal(
+                &agreements,
+                with(agreement(), "/spec/fields", json!(["route", "route"])),
+            )
+            .await,
             "spec.fields must not repeat a field",
         ),
         (
             "agreement with a malformed end",
-            refusal(&agreements, with(agreement(), "/spec/end", json!("next tuesday"))).await,
+            refusal(
+                &agreements,
+                with(agreement(), "/spec/end", json!("next tuesday")),
+            )
+            .await,
             "spec.end",
         ),
         (
             "domain with a bad jurisdiction",
-            refusal(&domains, with(fixtures::domain("d", &["a"]), "/spec/jurisdiction", json!("Britain"))).await,
+            refusal(
+                &domains,
+                with(
+                    fixtures::domain("d", &["a"]),
+                    "/spec/jurisdiction",
+                    json!("Britain"),
+                ),
+            )
+            .await,
             "spec.jurisdiction",
         ),
         (
             "domain repeating a namespace",
-            refusal(&domains, with(fixtures::domain("d", &["a"]), "/spec/namespaces", json!(["a", "a"]))).await,
+            refusal(
+                &domains,
+                with(
+                    fixtures::domain("d", &["a"]),
+                    "/spec/namespaces",
+                    json!(["a", "a"]),
+                ),
+            )
+            .await,
             "spec.namespaces must not repeat a namespace",
         ),
         (
             "licence mixing 'any' with other purposes",
-            refusal(&licences, with(fixtures::licence("l"), "/spec/permittedPurposes", json!(["any", "research"]))).await,
+            refusal(
+                &licences,
+                with(
+                    fixtures::licence("l"),
+                    "/spec/permittedPurposes",
+                    json!(["any", "research"]),
+                ),
+            )
+            .await,
             "'any' cannot be combined with other purposes",
         ),
     ];

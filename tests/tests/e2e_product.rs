@@ -11,7 +11,12 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn ready_condition(p: &DataProduct) -> Option<(String, String, String, Option<i64>)> {
     let c = condition::get(&p.status.as_ref()?.conditions, READY)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone(), c.observed_generation))
+    Some((
+        c.status.clone(),
+        c.reason.clone(),
+        c.message.clone(),
+        c.observed_generation,
+    ))
 }
 
 #[tokio::test]
@@ -37,13 +42,29 @@ async fn domain_and_product_become_ready_and_product_waits_for_licence() -> anyh
         }
     })
     .await?;
-    assert_eq!(d.status.as_ref().map(|s| s.namespaces.clone()), Some(vec![ns.clone()]));
-    let labelled = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone()).get(&ns).await?;
-    assert_eq!(labelled.metadata.labels.unwrap_or_default().get("datamesh.dev/domain"), Some(&dom));
+    assert_eq!(
+        d.status.as_ref().map(|s| s.namespaces.clone()),
+        Some(vec![ns.clone()])
+    );
+    let labelled = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .get(&ns)
+        .await?;
+    assert_eq!(
+        labelled
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("datamesh.dev/domain"),
+        Some(&dom)
+    );
 
     // A product whose licence does not exist yet is not Ready, and says which licence.
     let products = Api::<DataProduct>::namespaced(client.clone(), &ns);
-    create(&products, fixtures::product("bus-punctuality", &ns, &dom, &lic)).await?;
+    create(
+        &products,
+        fixtures::product("bus-punctuality", &ns, &dom, &lic),
+    )
+    .await?;
     let (status, reason, message, generation) = wait_for(WAIT, || {
         let products = products.clone();
         async move { ready_condition(&products.get("bus-punctuality").await.ok()?) }
@@ -51,14 +72,23 @@ async fn domain_and_product_become_ready_and_product_waits_for_licence() -> anyh
     .await?;
     assert_eq!(status, "False");
     assert_eq!(reason, "LicenceNotFound");
-    assert!(message.contains(&lic), "message names the licence: {message}");
+    assert!(
+        message.contains(&lic),
+        "message names the licence: {message}"
+    );
     assert_eq!(generation, Some(1));
 
     // Creating the Licence makes the waiting product Ready.
-    create(&Api::<Licence>::all(client.clone()), fixtures::licence(&lic)).await?;
+    create(
+        &Api::<Licence>::all(client.clone()),
+        fixtures::licence(&lic),
+    )
+    .await?;
     let (status, reason, _, _) = wait_for(WAIT, || {
         let products = products.clone();
-        async move { ready_condition(&products.get("bus-punctuality").await.ok()?).filter(|c| c.0 == "True") }
+        async move {
+            ready_condition(&products.get("bus-punctuality").await.ok()?).filter(|c| c.0 == "True")
+        }
     })
     .await?;
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Ready"));
@@ -67,18 +97,27 @@ async fn domain_and_product_become_ready_and_product_waits_for_licence() -> anyh
     let other_ns = unique("elsewhere");
     create_namespace(&client, &other_ns).await?;
     let elsewhere = Api::<DataProduct>::namespaced(client.clone(), &other_ns);
-    create(&elsewhere, fixtures::product("stray", &other_ns, &dom, &lic)).await?;
+    create(
+        &elsewhere,
+        fixtures::product("stray", &other_ns, &dom, &lic),
+    )
+    .await?;
     let (status, reason, _, _) = wait_for(WAIT, || {
         let elsewhere = elsewhere.clone();
         async move { ready_condition(&elsewhere.get("stray").await.ok()?) }
     })
     .await?;
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "NamespaceNotOwned"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "NamespaceNotOwned")
+    );
 
     delete_namespace(&client, &ns).await;
     delete_namespace(&client, &other_ns).await;
     let _ = domains.delete(&dom, &Default::default()).await;
-    let _ = Api::<Licence>::all(client.clone()).delete(&lic, &Default::default()).await;
+    let _ = Api::<Licence>::all(client.clone())
+        .delete(&lic, &Default::default())
+        .await;
     Ok(())
 }
 
@@ -90,8 +129,16 @@ async fn a_reconcile_that_changes_nothing_writes_nothing() -> anyhow::Result<()>
     let dom = unique("quiet");
     let lic = unique("quiet-ogl");
     create_namespace(&client, &ns).await?;
-    create(&Api::<Licence>::all(client.clone()), fixtures::licence(&lic)).await?;
-    create(&Api::<Domain>::all(client.clone()), fixtures::domain(&dom, &[&ns])).await?;
+    create(
+        &Api::<Licence>::all(client.clone()),
+        fixtures::licence(&lic),
+    )
+    .await?;
+    create(
+        &Api::<Domain>::all(client.clone()),
+        fixtures::domain(&dom, &[&ns]),
+    )
+    .await?;
     let products = Api::<DataProduct>::namespaced(client.clone(), &ns);
     create(&products, fixtures::product("p", &ns, &dom, &lic)).await?;
 
@@ -109,17 +156,29 @@ async fn a_reconcile_that_changes_nothing_writes_nothing() -> anyhow::Result<()>
     wait_for(WAIT, || {
         let op = &op;
         async move {
-            let n = op.counter("datamesh_reconciles_total", "kind=\"DataProduct\"").await.ok()?;
+            let n = op
+                .counter("datamesh_reconciles_total", "kind=\"DataProduct\"")
+                .await
+                .ok()?;
             (n >= 1.0).then_some(())
         }
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes = op.counter("datamesh_api_writes_total", "").await?;
-    assert_eq!(writes, 0.0, "a resync of unchanged objects wrote to the API server:\n{}", op.metrics().await?);
+    assert_eq!(
+        writes,
+        0.0,
+        "a resync of unchanged objects wrote to the API server:\n{}",
+        op.metrics().await?
+    );
 
     delete_namespace(&client, &ns).await;
-    let _ = Api::<Domain>::all(client.clone()).delete(&dom, &Default::default()).await;
-    let _ = Api::<Licence>::all(client.clone()).delete(&lic, &Default::default()).await;
+    let _ = Api::<Domain>::all(client.clone())
+        .delete(&dom, &Default::default())
+        .await;
+    let _ = Api::<Licence>::all(client.clone())
+        .delete(&lic, &Default::default())
+        .await;
     Ok(())
 }

@@ -29,17 +29,27 @@ pub async fn run(ctx: Arc<Context>) {
     let domains = ctx.stores.domains.clone();
     let stream = Controller::new(api, watcher::Config::default())
         // a namespace appearing (or being relabelled) may complete a domain
-        .watches(Api::<Namespace>::all(ctx.client.clone()), watcher::Config::default(), move |ns| {
-            let name = ns.name_any();
-            domains
-                .state()
-                .into_iter()
-                .filter(|d| d.spec.namespaces.iter().any(|n| n.0 == name))
-                .map(|d| ObjectRef::from_obj(&*d))
-                .collect::<Vec<_>>()
-        })
-        .owns(Api::<Role>::all(ctx.client.clone()), watcher::Config::default())
-        .owns(Api::<RoleBinding>::all(ctx.client.clone()), watcher::Config::default())
+        .watches(
+            Api::<Namespace>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |ns| {
+                let name = ns.name_any();
+                domains
+                    .state()
+                    .into_iter()
+                    .filter(|d| d.spec.namespaces.iter().any(|n| n.0 == name))
+                    .map(|d| ObjectRef::from_obj(&*d))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .owns(
+            Api::<Role>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .owns(
+            Api::<RoleBinding>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);
     drain("Domain", stream).await;
@@ -52,7 +62,13 @@ async fn reconcile(domain: Arc<Domain>, ctx: Arc<Context>) -> Result<Action> {
 
 async fn reconcile_inner(domain: Arc<Domain>, ctx: &Context) -> Result<Action> {
     let name = domain.name_any();
-    let existing: BTreeSet<String> = ctx.stores.namespaces.state().iter().map(|n| n.name_any()).collect();
+    let existing: BTreeSet<String> = ctx
+        .stores
+        .namespaces
+        .state()
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
     // A namespace labelled for another Domain that still exists stays theirs.
     let claimed_by_others: Vec<(String, String)> = domain
         .spec
@@ -85,9 +101,18 @@ async fn reconcile_inner(domain: Arc<Domain>, ctx: &Context) -> Result<Action> {
     let was_ready = condition::is_true(&next.conditions, READY);
     condition::set(
         &mut next.conditions,
-        condition::new(READY, readiness.ready, readiness.reason, &readiness.message, generation, jiff::Timestamp::now()),
+        condition::new(
+            READY,
+            readiness.ready,
+            readiness.reason,
+            &readiness.message,
+            generation,
+            jiff::Timestamp::now(),
+        ),
     );
-    if status::apply_if_changed::<Domain, DomainStatus>(&api, &name, domain.status.as_ref(), &next).await? {
+    if status::apply_if_changed::<Domain, DomainStatus>(&api, &name, domain.status.as_ref(), &next)
+        .await?
+    {
         ctx.metrics.wrote("Domain", "status");
         if was_ready != readiness.ready || domain.status.is_none() {
             publish(ctx, &domain, &readiness).await;
@@ -98,7 +123,12 @@ async fn reconcile_inner(domain: Arc<Domain>, ctx: &Context) -> Result<Action> {
 
 async fn label_namespace(ctx: &Context, ns: &str, domain: &str) -> Result<()> {
     let current = ctx.stores.namespaces.get(&ObjectRef::new(ns));
-    if current.as_ref().and_then(|n| n.labels().get(DOMAIN_LABEL)).map(String::as_str) == Some(domain) {
+    if current
+        .as_ref()
+        .and_then(|n| n.labels().get(DOMAIN_LABEL))
+        .map(String::as_str)
+        == Some(domain)
+    {
         return Ok(());
     }
     let patch = serde_json::json!({
@@ -106,7 +136,11 @@ async fn label_namespace(ctx: &Context, ns: &str, domain: &str) -> Result<()> {
         "metadata": {"name": ns, "labels": {DOMAIN_LABEL: domain}},
     });
     Api::<Namespace>::all(ctx.client.clone())
-        .patch(ns, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .patch(
+            ns,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
         .await?;
     ctx.metrics.wrote("Namespace", "label");
     Ok(())
@@ -121,15 +155,33 @@ fn team_rules() -> Vec<PolicyRule> {
         verbs: verbs.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     };
-    let edit = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    let edit = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
     vec![
-        rule(&["dataproducts", "datasharingagreements", "agreementapprovals"], &edit),
-        rule(&["dataproducts/status", "datasharingagreements/status", "agreementapprovals/status"], &["get"]),
+        rule(
+            &[
+                "dataproducts",
+                "datasharingagreements",
+                "agreementapprovals",
+            ],
+            &edit,
+        ),
+        rule(
+            &[
+                "dataproducts/status",
+                "datasharingagreements/status",
+                "agreementapprovals/status",
+            ],
+            &["get"],
+        ),
     ]
 }
 
 async fn grant_team(ctx: &Context, domain: &Domain, ns: &str) -> Result<()> {
-    let owner = domain.controller_owner_ref(&()).ok_or(crate::Error::MissingField("metadata.uid"))?;
+    let owner = domain
+        .controller_owner_ref(&())
+        .ok_or(crate::Error::MissingField("metadata.uid"))?;
     let meta = ObjectMeta {
         name: Some(TEAM_ROLE.into()),
         namespace: Some(ns.into()),
@@ -137,10 +189,17 @@ async fn grant_team(ctx: &Context, domain: &Domain, ns: &str) -> Result<()> {
         labels: Some([(DOMAIN_LABEL.to_string(), domain.name_any())].into()),
         ..Default::default()
     };
-    let role = Role { metadata: meta.clone(), rules: Some(team_rules()) };
+    let role = Role {
+        metadata: meta.clone(),
+        rules: Some(team_rules()),
+    };
     let binding = RoleBinding {
         metadata: meta,
-        role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "Role".into(), name: TEAM_ROLE.into() },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: TEAM_ROLE.into(),
+        },
         subjects: Some(vec![Subject {
             api_group: Some("rbac.authorization.k8s.io".into()),
             kind: "Group".into(),
@@ -150,19 +209,37 @@ async fn grant_team(ctx: &Context, domain: &Domain, ns: &str) -> Result<()> {
     };
     let roles = Api::<Role>::namespaced(ctx.client.clone(), ns);
     let current = roles.get_opt(TEAM_ROLE).await?;
-    if current.as_ref().map(|r| (&r.rules, &r.metadata.owner_references))
+    if current
+        .as_ref()
+        .map(|r| (&r.rules, &r.metadata.owner_references))
         != Some((&role.rules, &role.metadata.owner_references))
     {
-        roles.patch(TEAM_ROLE, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&apply_body(&role)?)).await?;
+        roles
+            .patch(
+                TEAM_ROLE,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&apply_body(&role)?),
+            )
+            .await?;
         ctx.metrics.wrote("Role", "rbac");
     }
     let bindings = Api::<RoleBinding>::namespaced(ctx.client.clone(), ns);
     let current = bindings.get_opt(TEAM_ROLE).await?;
-    if current.as_ref().map(|b| (&b.subjects, &b.role_ref, &b.metadata.owner_references))
-        != Some((&binding.subjects, &binding.role_ref, &binding.metadata.owner_references))
+    if current
+        .as_ref()
+        .map(|b| (&b.subjects, &b.role_ref, &b.metadata.owner_references))
+        != Some((
+            &binding.subjects,
+            &binding.role_ref,
+            &binding.metadata.owner_references,
+        ))
     {
         bindings
-            .patch(TEAM_ROLE, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&apply_body(&binding)?))
+            .patch(
+                TEAM_ROLE,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&apply_body(&binding)?),
+            )
             .await?;
         ctx.metrics.wrote("RoleBinding", "rbac");
     }
@@ -170,7 +247,9 @@ async fn grant_team(ctx: &Context, domain: &Domain, ns: &str) -> Result<()> {
 }
 
 /// A typed object as a server-side-apply body (with apiVersion and kind).
-fn apply_body<K: Resource<DynamicType = ()> + serde::Serialize>(obj: &K) -> Result<serde_json::Value> {
+fn apply_body<K: Resource<DynamicType = ()> + serde::Serialize>(
+    obj: &K,
+) -> Result<serde_json::Value> {
     let mut v = serde_json::to_value(obj)?;
     if let Some(m) = v.as_object_mut() {
         m.insert("apiVersion".into(), K::api_version(&()).into());
@@ -181,7 +260,11 @@ fn apply_body<K: Resource<DynamicType = ()> + serde::Serialize>(obj: &K) -> Resu
 
 async fn publish(ctx: &Context, domain: &Domain, r: &checks::Readiness) {
     let event = Event {
-        type_: if r.ready { EventType::Normal } else { EventType::Warning },
+        type_: if r.ready {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
         reason: r.reason.into(),
         note: Some(r.message.clone()),
         action: "Reconcile".into(),

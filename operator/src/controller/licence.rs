@@ -39,8 +39,13 @@ async fn reconcile(licence: Arc<Licence>, ctx: Arc<Context>) -> Result<Action> {
                 jiff::Timestamp::now(),
             ),
         );
-        if status::apply_if_changed::<Licence, LicenceStatus>(&api, &licence.name_any(), licence.status.as_ref(), &next)
-            .await?
+        if status::apply_if_changed::<Licence, LicenceStatus>(
+            &api,
+            &licence.name_any(),
+            licence.status.as_ref(),
+            &next,
+        )
+        .await?
         {
             ctx.metrics.wrote("Licence", "status");
         }

@@ -2,8 +2,10 @@
 //! the watch caches, runs the pure checks, writes status only when it
 //! changed, and emits Events on transitions.
 
+pub mod agreement;
 pub mod domain;
 pub mod licence;
+pub mod policy;
 pub mod product;
 
 use crate::context::Context;
@@ -14,23 +16,46 @@ use std::time::{Duration, Instant};
 
 /// Runs every controller until a shutdown signal; in-flight reconciles finish.
 pub async fn run_all(ctx: Arc<Context>) -> anyhow::Result<()> {
-    tokio::join!(domain::run(ctx.clone()), product::run(ctx.clone()), licence::run(ctx.clone()));
+    tokio::join!(
+        domain::run(ctx.clone()),
+        product::run(ctx.clone()),
+        licence::run(ctx.clone()),
+        policy::run(ctx.clone()),
+        agreement::run(ctx.clone()),
+    );
     Ok(())
 }
 
 /// Wraps a reconcile with its metrics and a tracing span.
-pub(crate) async fn instrumented<F>(ctx: &Context, kind: &'static str, fut: F) -> Result<Action, Error>
+pub(crate) async fn instrumented<F>(
+    ctx: &Context,
+    kind: &'static str,
+    fut: F,
+) -> Result<Action, Error>
 where
     F: std::future::Future<Output = Result<Action, Error>>,
 {
     let start = Instant::now();
     let result = fut.await;
-    ctx.metrics.reconciled(kind, start.elapsed(), result.as_ref().err().map(Error::metric_label));
+    ctx.metrics.reconciled(
+        kind,
+        start.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
     result
 }
 
 /// Backs off after a failed reconcile.
 pub(crate) fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    if let Error::Waiting(what) = error {
+        tracing::debug!(%what, "waiting");
+        return Action::requeue(Duration::from_millis(500));
+    }
+    if let Error::Finalizer(what) = error {
+        // usually a stale cache racing our own finalizer write; the next try sees it
+        tracing::debug!(%what, "finalizer update raced; retrying");
+        return Action::requeue(Duration::from_millis(200));
+    }
     tracing::warn!(%error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

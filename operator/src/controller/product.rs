@@ -11,6 +11,7 @@ use datamesh_crds::{DataProduct, DataProductStatus, Domain, Licence};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -25,57 +26,151 @@ pub async fn run(ctx: Arc<Context>) {
     let by_licence = products.clone();
     let by_input = products;
     let stream = controller
-        .watches(Api::<Domain>::all(ctx.client.clone()), watcher::Config::default(), move |d| {
-            dependents(&by_domain, |p| p.spec.domain == d.name_any())
-        })
-        .watches(Api::<Licence>::all(ctx.client.clone()), watcher::Config::default(), move |l| {
-            dependents(&by_licence, |p| p.spec.licence == l.name_any())
-        })
-        .watches(Api::<DataProduct>::all(ctx.client.clone()), watcher::Config::default(), move |input| {
-            let (ns, name) = (input.namespace().unwrap_or_default(), input.name_any());
-            dependents(&by_input, |p| {
-                p.spec.provenance.iter().flat_map(|pr| pr.inputs.iter()).any(|r| r.namespace == ns && r.name == name)
-            })
-        })
+        .watches(
+            Api::<Domain>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |d| dependents(&by_domain, |p| p.spec.domain == d.name_any()),
+        )
+        .watches(
+            Api::<Licence>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |l| dependents(&by_licence, |p| p.spec.licence == l.name_any()),
+        )
+        .watches(
+            Api::<DataProduct>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |input| {
+                let (ns, name) = (input.namespace().unwrap_or_default(), input.name_any());
+                dependents(&by_input, |p| {
+                    p.spec
+                        .provenance
+                        .iter()
+                        .flat_map(|pr| pr.inputs.iter())
+                        .any(|r| r.namespace == ns && r.name == name)
+                })
+            },
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);
     drain("DataProduct", stream).await;
 }
 
-fn dependents(store: &Store<DataProduct>, pred: impl Fn(&DataProduct) -> bool) -> Vec<ObjectRef<DataProduct>> {
-    store.state().into_iter().filter(|p| pred(p)).map(|p| ObjectRef::from_obj(&*p)).collect()
+fn dependents(
+    store: &Store<DataProduct>,
+    pred: impl Fn(&DataProduct) -> bool,
+) -> Vec<ObjectRef<DataProduct>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|p| pred(p))
+        .map(|p| ObjectRef::from_obj(&*p))
+        .collect()
 }
+
+/// Finalizer that ends every agreement on a product before it goes away.
+pub const FINALIZER: &str = "datamesh.dev/revoke-agreements";
 
 #[tracing::instrument(skip_all, fields(kind = "DataProduct", name = %product.name_any(), namespace = product.namespace()))]
 async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Action> {
-    instrumented(&ctx, "DataProduct", reconcile_inner(product, &ctx)).await
+    instrumented(&ctx, "DataProduct", async {
+        let ns = product
+            .namespace()
+            .ok_or(crate::Error::MissingField("metadata.namespace"))?;
+        let api = Api::<DataProduct>::namespaced(ctx.client.clone(), &ns);
+        finalizer(&api, FINALIZER, product, |event| async {
+            match event {
+                Finalizer::Apply(p) => reconcile_inner(p, &ctx).await,
+                Finalizer::Cleanup(p) => cleanup(&p, &ctx),
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            other => crate::Error::Finalizer(other.to_string()),
+        })
+    })
+    .await
+}
+
+/// The product stays until no agreement on it is Active: the agreement
+/// controller sees the deletion and revokes each one first.
+fn cleanup(product: &DataProduct, ctx: &Context) -> Result<Action> {
+    let (ns, name) = (product.namespace().unwrap_or_default(), product.name_any());
+    let live = ctx
+        .stores
+        .agreements
+        .state()
+        .iter()
+        .filter(|a| a.spec.product.namespace == ns && a.spec.product.name == name)
+        .filter(|a| {
+            a.status.as_ref().and_then(|s| s.phase) == Some(datamesh_crds::AgreementPhase::Active)
+        })
+        .count();
+    if live > 0 {
+        return Err(crate::Error::Waiting(format!(
+            "{live} Active agreement(s) on {ns}/{name} being revoked"
+        )));
+    }
+    Ok(Action::await_change())
 }
 
 async fn reconcile_inner(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
-    let ns = product.namespace().ok_or(crate::Error::MissingField("metadata.namespace"))?;
+    let ns = product
+        .namespace()
+        .ok_or(crate::Error::MissingField("metadata.namespace"))?;
     let name = product.name_any();
     let stores = &ctx.stores;
     let domain = stores.domains.get(&ObjectRef::new(&product.spec.domain));
     let licence = stores.licences.get(&ObjectRef::new(&product.spec.licence));
-    let readiness = checks::product(&product, &ns, domain.as_deref(), licence.as_deref(), |ns, name| {
-        stores.products.get(&ObjectRef::new(name).within(ns)).is_some()
-    });
+    let readiness = checks::product(
+        &product,
+        &ns,
+        domain.as_deref(),
+        licence.as_deref(),
+        |ns, name| {
+            stores
+                .products
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some()
+        },
+    );
 
     let api = Api::<DataProduct>::namespaced(ctx.client.clone(), &ns);
     let generation = product.metadata.generation;
     let mut next = product.status.clone().unwrap_or_default();
     next.observed_generation = generation;
-    let before = condition::get(&next.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()));
+    let before =
+        condition::get(&next.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()));
     condition::set(
         &mut next.conditions,
-        condition::new(READY, readiness.ready, readiness.reason, &readiness.message, generation, jiff::Timestamp::now()),
+        condition::new(
+            READY,
+            readiness.ready,
+            readiness.reason,
+            &readiness.message,
+            generation,
+            jiff::Timestamp::now(),
+        ),
     );
-    if status::apply_if_changed::<DataProduct, DataProductStatus>(&api, &name, product.status.as_ref(), &next).await? {
+    if status::apply_if_changed::<DataProduct, DataProductStatus>(
+        &api,
+        &name,
+        product.status.as_ref(),
+        &next,
+    )
+    .await?
+    {
         ctx.metrics.wrote("DataProduct", "status");
-        let after = condition::get(&next.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()));
+        let after =
+            condition::get(&next.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()));
         if before != after {
             let event = Event {
-                type_: if readiness.ready { EventType::Normal } else { EventType::Warning },
+                type_: if readiness.ready {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                },
                 reason: readiness.reason.into(),
                 note: Some(readiness.message.clone()),
                 action: "Reconcile".into(),

@@ -1,0 +1,394 @@
+//! DataSharingAgreement controller: decides each agreement with the decision
+//! core, carries it through its phases (see [`crate::lifecycle`]), and
+//! decides again whenever something it depends on changes: the policy set,
+//! the product, its licence, either domain, or the provider's answer.
+
+use super::{drain, error_policy, instrumented};
+use crate::context::Context;
+use crate::lifecycle::{self, Answer, Blocked, Facts};
+use crate::{Error, Result, status};
+use datamesh_crds::agreement::{AgreementPhase, ApprovalRecord, DataSharingAgreementStatus};
+use datamesh_crds::approval::ApprovalDecision;
+use datamesh_crds::{
+    AgreementApproval, DataProduct, DataSharingAgreement, Domain, Licence, ObjectRef as Ref,
+};
+use datamesh_policies::DecisionInput;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Finalizer that revokes access before an agreement goes away.
+pub const FINALIZER: &str = "datamesh.dev/revoke-access";
+
+/// Runs the DataSharingAgreement controller.
+pub async fn run(ctx: Arc<Context>) {
+    let api = Api::<DataSharingAgreement>::all(ctx.client.clone());
+    let controller = Controller::new(api, watcher::Config::default());
+    let agreements = controller.store();
+    let (s1, s2, s3, s4) = (
+        agreements.clone(),
+        agreements.clone(),
+        agreements.clone(),
+        agreements,
+    );
+    let products = ctx.stores.products.clone();
+    // Every change of the policy set in force decides every agreement again.
+    let versions = tokio_stream_of(ctx.policy.subscribe());
+    let stream = controller
+        .watches(
+            Api::<DataProduct>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |p| {
+                let (ns, name) = (p.namespace().unwrap_or_default(), p.name_any());
+                on(&s1, |a| {
+                    a.spec.product.namespace == ns && a.spec.product.name == name
+                })
+            },
+        )
+        .watches(
+            Api::<Licence>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |l| {
+                let name = l.name_any();
+                on(&s2, |a| {
+                    products
+                        .get(
+                            &ObjectRef::new(&a.spec.product.name).within(&a.spec.product.namespace),
+                        )
+                        .is_some_and(|p| p.spec.licence == name)
+                })
+            },
+        )
+        .watches(
+            Api::<Domain>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |d| {
+                // consumer or provider: re-decide all that name it (cheap, rare)
+                let name = d.name_any();
+                on(&s3, |a| {
+                    a.spec.consumer == name
+                        || d.spec
+                            .namespaces
+                            .iter()
+                            .any(|n| n.0 == a.spec.product.namespace)
+                })
+            },
+        )
+        .watches(
+            Api::<AgreementApproval>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |ap| {
+                let r = &ap.spec.agreement;
+                on(&s4, |a| {
+                    a.namespace().as_deref() == Some(r.namespace.as_str()) && a.name_any() == r.name
+                })
+            },
+        )
+        .reconcile_all_on(versions)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx.clone());
+    let gauge = tokio::spawn(count_active(ctx));
+    drain("DataSharingAgreement", stream).await;
+    gauge.abort();
+}
+
+/// Yields once per change of the policy set in force.
+fn tokio_stream_of(
+    rx: tokio::sync::watch::Receiver<String>,
+) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok().map(|()| ((), rx))
+    })
+}
+
+fn on(
+    store: &Store<DataSharingAgreement>,
+    pred: impl Fn(&DataSharingAgreement) -> bool,
+) -> Vec<ObjectRef<DataSharingAgreement>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|a| pred(a))
+        .map(|a| ObjectRef::from_obj(&*a))
+        .collect()
+}
+
+async fn count_active(ctx: Arc<Context>) {
+    loop {
+        let n = ctx
+            .stores
+            .agreements
+            .state()
+            .iter()
+            .filter(|a| a.status.as_ref().and_then(|s| s.phase) == Some(AgreementPhase::Active))
+            .count();
+        ctx.metrics.active_agreements.set(n as i64);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+#[tracing::instrument(skip_all, fields(kind = "DataSharingAgreement", name = %dsa.name_any(), namespace = dsa.namespace()))]
+async fn reconcile(dsa: Arc<DataSharingAgreement>, ctx: Arc<Context>) -> Result<Action> {
+    instrumented(&ctx, "DataSharingAgreement", async {
+        let ns = dsa
+            .namespace()
+            .ok_or(Error::MissingField("metadata.namespace"))?;
+        let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &ns);
+        finalizer(&api, FINALIZER, dsa, |event| async {
+            match event {
+                Finalizer::Apply(dsa) => apply(&dsa, &ctx).await,
+                Finalizer::Cleanup(dsa) => cleanup(&dsa, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            other => Error::Finalizer(other.to_string()),
+        })
+    })
+    .await
+}
+
+/// The objects a decision needs, or what is missing.
+struct Inputs {
+    consumer: Arc<Domain>,
+    provider: Arc<Domain>,
+    product: Arc<DataProduct>,
+    licence: Arc<Licence>,
+}
+
+fn gather(
+    dsa: &DataSharingAgreement,
+    ns: &str,
+    ctx: &Context,
+) -> std::result::Result<Inputs, Blocked> {
+    let stores = &ctx.stores;
+    let spec = &dsa.spec;
+    let consumer = stores
+        .domains
+        .get(&ObjectRef::new(&spec.consumer))
+        .ok_or_else(|| Blocked {
+            reason: "ConsumerNotFound",
+            message: format!("Domain {} does not exist", spec.consumer),
+        })?;
+    if !consumer.spec.namespaces.iter().any(|n| n.0 == ns) {
+        return Err(Blocked {
+            reason: "NamespaceNotOwned",
+            message: format!(
+                "namespace {ns} is not one of consumer Domain {}'s namespaces",
+                spec.consumer
+            ),
+        });
+    }
+    let product = stores
+        .products
+        .get(&ObjectRef::new(&spec.product.name).within(&spec.product.namespace))
+        .ok_or_else(|| Blocked {
+            reason: "ProductNotFound",
+            message: format!("DataProduct {} does not exist", spec.product),
+        })?;
+    if product.metadata.deletion_timestamp.is_some() {
+        return Err(Blocked {
+            reason: "ProductDeleted",
+            message: format!("DataProduct {} is being deleted", spec.product),
+        });
+    }
+    let provider = stores
+        .domains
+        .get(&ObjectRef::new(&product.spec.domain))
+        .ok_or_else(|| Blocked {
+            reason: "ProviderNotFound",
+            message: format!(
+                "the product's Domain {} does not exist",
+                product.spec.domain
+            ),
+        })?;
+    if !provider
+        .spec
+        .namespaces
+        .iter()
+        .any(|n| n.0 == spec.product.namespace)
+    {
+        return Err(Blocked {
+            reason: "ProductNotOwned",
+            message: format!(
+                "DataProduct {} is not in a namespace of Domain {}",
+                spec.product, product.spec.domain
+            ),
+        });
+    }
+    let licence = stores
+        .licences
+        .get(&ObjectRef::new(&product.spec.licence))
+        .ok_or_else(|| Blocked {
+            reason: "LicenceNotFound",
+            message: format!("Licence {} does not exist", product.spec.licence),
+        })?;
+    Ok(Inputs {
+        consumer,
+        provider,
+        product,
+        licence,
+    })
+}
+
+/// The provider's latest answer to this agreement, from an AgreementApproval
+/// in the product's namespace (where only the provider team may create one).
+fn answer(dsa: &DataSharingAgreement, ns: &str, ctx: &Context) -> Option<Answer> {
+    let name = dsa.name_any();
+    let created = dsa.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    ctx.stores
+        .approvals
+        .state()
+        .into_iter()
+        .filter(|ap| {
+            ap.namespace().as_deref() == Some(dsa.spec.product.namespace.as_str())
+                && ap.spec.agreement.namespace == ns
+                && ap.spec.agreement.name == name
+                // an answer older than the agreement was for an earlier one of the same name
+                && ap.metadata.creation_timestamp.as_ref().map(|t| t.0) >= created
+        })
+        .max_by_key(|ap| ap.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .map(|ap| Answer {
+            approved: ap.spec.decision == ApprovalDecision::Approve,
+            record: ApprovalRecord {
+                decision: match ap.spec.decision {
+                    ApprovalDecision::Approve => "Approved".into(),
+                    ApprovalDecision::Deny => "Denied".into(),
+                },
+                by: ap.spec.approver.clone(),
+                at: ap
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                approval: Ref {
+                    namespace: ap.namespace().unwrap_or_default(),
+                    name: ap.name_any(),
+                },
+                reason: ap.spec.reason.clone(),
+            },
+        })
+}
+
+async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
+    let ns = dsa
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = dsa.name_any();
+    let now = jiff::Timestamp::now();
+    let current = dsa.status.as_ref();
+    let phase = current
+        .and_then(|s| s.phase)
+        .unwrap_or(AgreementPhase::Pending);
+    let answer = answer(dsa, &ns, ctx);
+
+    let engine = ctx.policy.engine();
+    let decision = match gather(dsa, &ns, ctx) {
+        Ok(inputs) => {
+            let mut request = dsa.spec.clone();
+            if phase == AgreementPhase::Active {
+                // measure the grant from when it really started
+                request.start = current.and_then(|s| s.active_from.clone());
+            }
+            let mut input = DecisionInput::new(
+                &inputs.consumer,
+                &inputs.provider,
+                &inputs.product,
+                &inputs.licence,
+                &request,
+                now,
+            );
+            input.owner_approved = answer.as_ref().is_some_and(|a| a.approved);
+            input.existing_agreement = phase == AgreementPhase::Active;
+            let started = Instant::now();
+            let d = engine.decide(&input);
+            ctx.metrics
+                .decision_duration
+                .observe(started.elapsed().as_secs_f64());
+            ctx.metrics
+                .decisions
+                .get_or_create(&crate::metrics::OutcomeLabels {
+                    outcome: d.outcome.as_str(),
+                })
+                .inc();
+            Ok(d)
+        }
+        Err(blocked) => Err(blocked),
+    };
+    let transition = lifecycle::next(Facts {
+        generation: dsa.metadata.generation,
+        current,
+        decision: decision.as_ref().map_err(Clone::clone),
+        answer: answer.as_ref(),
+        now,
+    });
+
+    let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &ns);
+    if status::apply_if_changed::<DataSharingAgreement, DataSharingAgreementStatus>(
+        &api,
+        &name,
+        current,
+        &transition.status,
+    )
+    .await?
+    {
+        ctx.metrics.wrote("DataSharingAgreement", "status");
+        if let Some(note) = &transition.note {
+            tracing::info!(phase = ?transition.status.phase, reason = note.reason, "{}", note.message);
+            publish(ctx, dsa, note.warning, note.reason, &note.message).await;
+        }
+    }
+    Ok(match transition.wake_at {
+        Some(at) => {
+            let wait = at.duration_since(now).unsigned_abs();
+            Action::requeue(wait.max(Duration::from_millis(10)))
+        }
+        None => Action::await_change(),
+    })
+}
+
+async fn cleanup(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
+    let phase = dsa.status.as_ref().and_then(|s| s.phase);
+    if phase == Some(AgreementPhase::Active) {
+        publish(
+            ctx,
+            dsa,
+            false,
+            "Revoked",
+            "agreement deleted: access revoked",
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+async fn publish(
+    ctx: &Context,
+    dsa: &DataSharingAgreement,
+    warning: bool,
+    reason: &str,
+    message: &str,
+) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Decide".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &dsa.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}
