@@ -23,6 +23,7 @@ pub mod agreement;
 pub mod approval;
 pub mod common;
 pub mod condition;
+pub mod dcat;
 pub mod domain;
 pub mod licence;
 pub mod policy;
