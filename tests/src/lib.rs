@@ -349,3 +349,22 @@ pub async fn install_admission(client: &Client) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(())
 }
+
+/// Restarts one component of the local control plane (`apiserver` or
+/// `etcd`); with `kill`, SIGKILL as in a crash. Used by fault tests.
+pub fn restart_component(component: &str, kill: bool) -> Result<()> {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(repo_root().join("scripts/cluster.sh"))
+        .arg(format!("restart-{component}"));
+    if kill {
+        cmd.arg("--kill");
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!(
+            "cluster.sh restart-{component}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}

@@ -147,7 +147,8 @@ async fn label_namespace(ctx: &Context, ns: &str, domain: &str) -> Result<()> {
 }
 
 /// The rights a domain team has in its own namespaces: its products, its
-/// agreements (as a consumer) and approvals of requests for its products.
+/// agreements (as a consumer), approvals of requests for its products, and
+/// reading the Secrets there (its granted credentials).
 fn team_rules() -> Vec<PolicyRule> {
     let rule = |resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(vec![datamesh_crds::GROUP.to_string()]),

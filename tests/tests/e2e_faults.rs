@@ -1,0 +1,206 @@
+//! Fault tests: the API server, etcd and the operator crash while agreements
+//! are being decided. After each fault every agreement reaches the phase its
+//! decision calls for, and no phase transition happens twice (one Activated
+//! Event at most per agreement). Bounded and deterministic: faults are
+//! injected at points chosen by fixed seeds, and the tests assert on state,
+//! not on timings.
+
+use datamesh_crds::agreement::AgreementPhase;
+use datamesh_crds::{DataProduct, DataSharingAgreement, Domain, Licence};
+use datamesh_e2e::{fixtures, *};
+use kube::api::PostParams;
+use kube::{Api, Client};
+use std::time::Duration;
+
+struct Scene {
+    client: Client,
+    provider: String,
+    provider_ns: String,
+    consumer: String,
+    consumer_ns: String,
+    licence: String,
+}
+
+impl Scene {
+    async fn new() -> anyhow::Result<Self> {
+        let client = admin().await?;
+        install_crds(&client).await?;
+        let s = Scene {
+            provider: unique("transport"),
+            provider_ns: unique("transport"),
+            consumer: unique("mobility"),
+            consumer_ns: unique("mobility"),
+            licence: unique("ogl"),
+            client,
+        };
+        create_namespace(&s.client, &s.provider_ns).await?;
+        create_namespace(&s.client, &s.consumer_ns).await?;
+        create(
+            &Api::<Licence>::all(s.client.clone()),
+            fixtures::licence(&s.licence),
+        )
+        .await?;
+        let domains = Api::<Domain>::all(s.client.clone());
+        create(&domains, fixtures::domain(&s.provider, &[&s.provider_ns])).await?;
+        create(
+            &domains,
+            fixtures::domain_with(&s.consumer, &[&s.consumer_ns], "private", &[]),
+        )
+        .await?;
+        let products = Api::<DataProduct>::namespaced(s.client.clone(), &s.provider_ns);
+        create(
+            &products,
+            fixtures::product("bus", &s.provider_ns, &s.provider, &s.licence),
+        )
+        .await?;
+        let mut fares = fixtures::product("fares", &s.provider_ns, &s.provider, &s.licence);
+        fares["spec"]["classification"] = serde_json::json!("restricted");
+        create(&products, fares).await?;
+        Ok(s)
+    }
+
+    /// Creates agreement `i` (every fourth on the restricted product), retrying
+    /// while the API server is down.
+    async fn request(&self, i: usize) -> anyhow::Result<()> {
+        let product = if i % 4 == 0 { "fares" } else { "bus" };
+        let a = fixtures::agreement(
+            &format!("req-{i}"),
+            &self.consumer_ns,
+            &self.consumer,
+            (&self.provider_ns, product),
+            (&self.licence, "3.0"),
+            "2027-06-30T00:00:00Z",
+        );
+        let obj: DataSharingAgreement = serde_json::from_value(a)?;
+        wait_for(Duration::from_secs(60), || {
+            let client = self.client.clone();
+            let ns = self.consumer_ns.clone();
+            let obj = obj.clone();
+            async move {
+                let api = Api::<DataSharingAgreement>::namespaced(client, &ns);
+                match api.create(&PostParams::default(), &obj).await {
+                    Ok(_) => Some(()),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Some(()), // created before the fault
+                    Err(_) => None,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Every agreement reached the phase its decision calls for, and none was activated twice.
+    async fn converged(&self, n: usize) -> anyhow::Result<()> {
+        let api = Api::<DataSharingAgreement>::namespaced(self.client.clone(), &self.consumer_ns);
+        let all = wait_for(Duration::from_secs(120), || {
+            let api = api.clone();
+            async move {
+                let list = api.list(&Default::default()).await.ok()?;
+                let settled = list
+                    .items
+                    .iter()
+                    .filter(|a| {
+                        let want = if a.spec.product.name == "fares" {
+                            AgreementPhase::PendingApproval
+                        } else {
+                            AgreementPhase::Active
+                        };
+                        a.status.as_ref().and_then(|s| s.phase) == Some(want)
+                    })
+                    .count();
+                (settled == n && list.items.len() == n).then_some(list.items)
+            }
+        })
+        .await?;
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(
+            self.client.clone(),
+            &self.consumer_ns,
+        )
+        .list(&Default::default())
+        .await?;
+        for a in &all {
+            let name = a.metadata.name.as_deref().unwrap_or_default();
+            let activated: i32 = events
+                .items
+                .iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .filter(|e| e.reason.as_deref() == Some("Activated"))
+                .map(|e| e.series.as_ref().map(|s| s.count).unwrap_or(1))
+                .sum();
+            assert!(activated <= 1, "{name} activated {activated} times");
+        }
+        Ok(())
+    }
+
+    async fn cleanup(self) {
+        delete_namespace(&self.client, &self.provider_ns).await;
+        delete_namespace(&self.client, &self.consumer_ns).await;
+        let domains = Api::<Domain>::all(self.client.clone());
+        let _ = domains.delete(&self.provider, &Default::default()).await;
+        let _ = domains.delete(&self.consumer, &Default::default()).await;
+        let _ = Api::<Licence>::all(self.client.clone())
+            .delete(&self.licence, &Default::default())
+            .await;
+    }
+}
+
+/// A small deterministic generator, so each seed injects its fault at the same point every run.
+fn fault_point(seed: u64, n: usize) -> usize {
+    let x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((x >> 33) as usize) % n
+}
+
+const BATCH: usize = 40;
+
+#[tokio::test]
+async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()> {
+    let mut injected = 0;
+    let mut survived = 0;
+
+    // The API server, then etcd, killed in the middle of a batch.
+    for component in ["apiserver", "etcd"] {
+        let s = Scene::new().await?;
+        let op = Operator::start().await?;
+        let at = fault_point(component.len() as u64, BATCH);
+        for i in 0..BATCH {
+            if i == at {
+                restart_component(component, true)?;
+                injected += 1;
+            }
+            s.request(i).await?;
+        }
+        s.converged(BATCH).await?;
+        survived += 1;
+        drop(op);
+        s.cleanup().await;
+    }
+
+    // The operator killed (SIGKILL) at seeded points of a batch, then restarted.
+    for seed in [7u64, 21, 1999] {
+        let s = Scene::new().await?;
+        let lease = unique("fault-lease");
+        let args = ["--lease-name", lease.as_str(), "--lease-seconds", "3"];
+        let kc = admin_kubeconfig()?;
+        let op = Operator::start_with(&kc, &args).await?;
+        let at = fault_point(seed, BATCH);
+        let mut op = Some(op);
+        for i in 0..BATCH {
+            if i == at
+                && let Some(op) = op.take()
+            {
+                op.kill().await?;
+                injected += 1;
+            }
+            s.request(i).await?;
+        }
+        let op = Operator::start_with(&kc, &args).await?;
+        s.converged(BATCH).await?;
+        survived += 1;
+        drop(op);
+        s.cleanup().await;
+    }
+    println!("faults injected: {injected}, survived: {survived}");
+    assert_eq!(injected, survived);
+    Ok(())
+}
