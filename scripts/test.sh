@@ -11,9 +11,12 @@ export DATAMESH_STATE="${DATAMESH_STATE:-$repo/.local/test-cluster}"
 
 step() { printf '\n== %s ==\n' "$*"; }
 
+PG_STATE="$repo/.local/test-postgres"
+
 cleanup() {
   step "stopping the test control plane"
   bash "$here/cluster.sh" down --purge || true
+  DATAMESH_STATE="$PG_STATE" bash "$here/postgres.sh" down --purge || true
 }
 trap cleanup EXIT
 
@@ -33,6 +36,11 @@ bash "$here/cluster.sh" down --purge >/dev/null 2>&1 || true
 bash "$here/cluster.sh" up
 export KUBECONFIG="$DATAMESH_STATE/admin.kubeconfig"
 
-step "end-to-end tests (real kube-apiserver and etcd)"
+step "PostgreSQL for the enforcement tests"
+DATAMESH_STATE="$PG_STATE" bash "$here/postgres.sh" down --purge >/dev/null 2>&1 || true
+eval "$(DATAMESH_STATE="$PG_STATE" bash "$here/postgres.sh" up)"
+export DATAMESH_PG_URL
+
+step "end-to-end tests (real kube-apiserver, etcd and PostgreSQL)"
 # One at a time: each test runs its own operator process against the shared API server.
 cargo test -p datamesh-e2e -q -- --test-threads=1

@@ -48,6 +48,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The policy set in force.
     pub policy: PolicyStore,
+    /// Grants and revocations where the data lives.
+    pub enforcement: crate::enforcement::Enforcement,
 }
 
 impl Context {
@@ -96,12 +98,14 @@ impl Context {
             instance: Some(instance.to_string()),
         };
         let recorder = Recorder::new(client.clone(), reporter);
+        let enforcement = crate::enforcement::Enforcement::new(client.clone(), metrics.clone());
         Ok(Arc::new(Self {
             client,
             stores,
             recorder,
             metrics,
             policy,
+            enforcement,
         }))
     }
 }

@@ -19,6 +19,9 @@ pub enum Error {
     /// Other objects still depend on this one; try again shortly.
     #[error("waiting: {0}")]
     Waiting(String),
+    /// A grant or revocation where the data lives failed.
+    #[error("enforcement: {0}")]
+    Enforcement(#[from] crate::enforcement::EnforcementError),
 }
 
 impl Error {
@@ -30,6 +33,7 @@ impl Error {
             Error::MissingField(_) => "missing_field",
             Error::Finalizer(_) => "finalizer",
             Error::Waiting(_) => "waiting",
+            Error::Enforcement(_) => "enforcement",
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod context;
 pub mod controller;
+pub mod enforcement;
 pub mod error;
 pub mod http;
 pub mod lifecycle;
@@ -20,6 +21,7 @@ pub mod telemetry;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use error::{Error, Result};
 
@@ -53,6 +55,10 @@ pub struct Args {
     /// replaced after at most this long.
     #[arg(long, env = "DATAMESH_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
+    /// Seconds between convergence passes, which drop database grants no
+    /// Active agreement backs and restore missing ones (one also runs at start).
+    #[arg(long, env = "DATAMESH_CONVERGENCE_SECONDS", default_value_t = 60)]
+    pub convergence_seconds: u64,
     /// Logging and tracing settings.
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryArgs,
@@ -95,7 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             metrics.leader.set(1);
             tracing::info!("leading; reconciling");
             tokio::select! {
-                r = controller::run_all(ctx) => r,
+                r = controller::run_all(ctx, Duration::from_secs(args.convergence_seconds)) => r,
                 _ = wait_until(&mut leader, false) => Err(anyhow::anyhow!("lost leadership; exiting so a new leader takes over")),
             }
         } else {
@@ -107,7 +113,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         result
     } else {
         tracing::info!("reconciling (no leader election)");
-        controller::run_all(ctx).await
+        controller::run_all(ctx, Duration::from_secs(args.convergence_seconds)).await
     };
     state.set_ready(false);
     http.abort();

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub active_agreements: prometheus_client::metrics::gauge::Gauge,
     /// 1 while this replica is the leader.
     pub leader: prometheus_client::metrics::gauge::Gauge,
+    /// Grants and revocations by port type, operation and outcome.
+    pub enforcement: Family<crate::enforcement::OperationLabels, Counter>,
+    /// Corrections made by convergence, by action.
+    pub corrections: Family<crate::enforcement::convergence::CorrectionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -102,6 +106,19 @@ impl Default for Metrics {
             "1 while this replica is the leader",
             leader.clone(),
         );
+        let enforcement = Family::<crate::enforcement::OperationLabels, Counter>::default();
+        let corrections =
+            Family::<crate::enforcement::convergence::CorrectionLabels, Counter>::default();
+        registry.register(
+            "enforcement_operations",
+            "Grants and revocations by port type, operation and outcome",
+            enforcement.clone(),
+        );
+        registry.register(
+            "convergence_corrections",
+            "Grants corrected by convergence, by action",
+            corrections.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -112,6 +129,8 @@ impl Default for Metrics {
             decision_duration,
             active_agreements,
             leader,
+            enforcement,
+            corrections,
         }
     }
 }

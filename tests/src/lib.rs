@@ -5,6 +5,7 @@
 //! Tests talk to a real kube-apiserver and etcd; nothing here mocks the API.
 
 pub mod fixtures;
+pub mod pg;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Namespace;

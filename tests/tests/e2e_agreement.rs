@@ -7,7 +7,7 @@ use datamesh_crds::agreement::AgreementPhase;
 use datamesh_crds::{
     AgreementApproval, DataProduct, DataSharingAgreement, Domain, GovernancePolicy, Licence,
 };
-use datamesh_e2e::{fixtures, *};
+use datamesh_e2e::{fixtures, pg, *};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -40,6 +40,8 @@ impl World {
         };
         create_namespace(&w.client, &w.provider_ns).await?;
         create_namespace(&w.client, &w.consumer_ns).await?;
+        // Active means granted: the products' postgres port must exist.
+        pg::fixture_store(&w.client, &w.provider_ns).await?;
         create(
             &Api::<Licence>::all(w.client.clone()),
             fixtures::licence(&w.licence),

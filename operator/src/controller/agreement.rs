@@ -5,6 +5,7 @@
 
 use super::{drain, error_policy, instrumented};
 use crate::context::Context;
+use crate::enforcement::{self, EnforcementError};
 use crate::lifecycle::{self, Answer, Blocked, Facts};
 use crate::{Error, Result, status};
 use datamesh_crds::agreement::{AgreementPhase, ApprovalRecord, DataSharingAgreementStatus};
@@ -332,6 +333,52 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
     });
 
     let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &ns);
+    let mut transition = transition;
+    let becomes_active = transition.status.phase == Some(AgreementPhase::Active);
+    // Held from the grant or revocation until the status says so, so that
+    // convergence never judges a role by a status about to change.
+    let mut _enforcing = None;
+    if becomes_active && phase != AgreementPhase::Active {
+        // Fail closed: Active is written only after the grant holds.
+        _enforcing = Some(ctx.enforcement.lock().await);
+        let s = &transition.status;
+        let granted = match product_of(dsa, ctx) {
+            // ENFORCEMENT: grant
+            Some(product) => {
+                ctx.enforcement
+                    .grant(dsa, &product, &s.granted_fields, s.active_until.as_deref())
+                    .await
+            }
+            None => Err(EnforcementError::MissingField("its product")),
+        };
+        match granted {
+            Ok(g) => {
+                transition.status.credentials_secret = Some(g.secret);
+                enforcement::set_granted(&mut transition.status, true, "Granted", g.summary, now);
+            }
+            Err(e) => {
+                let held = enforcement::grant_failed(current, dsa.metadata.generation, &e, now);
+                tracing::warn!(reason = e.reason(), error = %e, "grant failed; agreement stays {}", phase.as_str());
+                if status::apply_if_changed(&api, &name, current, &held).await? {
+                    ctx.metrics.wrote("DataSharingAgreement", "status");
+                    publish(ctx, dsa, true, e.reason(), &format!("not granted: {e}")).await;
+                }
+                return Ok(Action::requeue(GRANT_RETRY));
+            }
+        }
+    } else if phase == AgreementPhase::Active && !becomes_active {
+        // Revoke first, then write the status that says it ended.
+        _enforcing = Some(ctx.enforcement.lock().await);
+        // ENFORCEMENT: revoke
+        revoke(dsa, ctx, true).await?;
+        enforcement::set_granted(
+            &mut transition.status,
+            false,
+            "Revoked",
+            "role dropped, its sessions ended, credentials Secret deleted".into(),
+            now,
+        );
+    }
     if status::apply_if_changed::<DataSharingAgreement, DataSharingAgreementStatus>(
         &api,
         &name,
@@ -357,6 +404,13 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
 
 async fn cleanup(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
     let phase = dsa.status.as_ref().and_then(|s| s.phase);
+    {
+        let _enforcing = ctx.enforcement.lock().await;
+        // ENFORCEMENT: revoke (agreement deleted). Only an Active grant must be
+        // revoked before the agreement goes; any other phase is best effort
+        // (convergence drops what a crash left).
+        revoke(dsa, ctx, phase == Some(AgreementPhase::Active)).await?;
+    }
     if phase == Some(AgreementPhase::Active) {
         publish(
             ctx,
@@ -368,6 +422,38 @@ async fn cleanup(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
         .await;
     }
     Ok(Action::await_change())
+}
+
+/// How long to wait before retrying a failed grant.
+const GRANT_RETRY: Duration = Duration::from_secs(10);
+
+/// The agreement's product, from the cache (also while it is being deleted).
+fn product_of(dsa: &DataSharingAgreement, ctx: &Context) -> Option<Arc<DataProduct>> {
+    ctx.stores
+        .products
+        .get(&ObjectRef::new(&dsa.spec.product.name).within(&dsa.spec.product.namespace))
+}
+
+/// Revokes the agreement's grant. With `must`, a failure is returned (and the
+/// reconcile retried) unless the store cannot be reached at all (product or
+/// admin Secret gone), which is logged and announced: then the role still
+/// expires at its VALID UNTIL and convergence drops it once reachable.
+async fn revoke(dsa: &DataSharingAgreement, ctx: &Context, must: bool) -> Result<()> {
+    let product = product_of(dsa, ctx);
+    match ctx.enforcement.revoke(dsa, product.as_deref()).await {
+        Ok(()) => Ok(()),
+        Err(e) if must && !e.is_unreachable() => {
+            publish(ctx, dsa, true, "RevokeFailed", &format!("will retry: {e}")).await;
+            Err(e.into())
+        }
+        Err(e) => {
+            tracing::warn!(reason = e.reason(), error = %e, "cannot reach the store to revoke");
+            if must {
+                publish(ctx, dsa, true, "RevokeUnverified", &format!("cannot reach the store to revoke; the role expires at its end and convergence drops it: {e}")).await;
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn publish(

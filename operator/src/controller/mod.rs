@@ -14,8 +14,10 @@ use kube::runtime::controller::Action;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Runs every controller until a shutdown signal; in-flight reconciles finish.
-pub async fn run_all(ctx: Arc<Context>) -> anyhow::Result<()> {
+/// Runs every controller until a shutdown signal; in-flight reconciles
+/// finish. Convergence of database grants runs alongside every `converge`.
+pub async fn run_all(ctx: Arc<Context>, converge: Duration) -> anyhow::Result<()> {
+    let convergence = tokio::spawn(crate::enforcement::convergence::run(ctx.clone(), converge));
     tokio::join!(
         domain::run(ctx.clone()),
         product::run(ctx.clone()),
@@ -23,6 +25,7 @@ pub async fn run_all(ctx: Arc<Context>) -> anyhow::Result<()> {
         policy::run(ctx.clone()),
         agreement::run(ctx.clone()),
     );
+    convergence.abort();
     Ok(())
 }
 

@@ -1,0 +1,532 @@
+//! Enforcement in a real PostgreSQL with the real API server: an Active
+//! agreement's credentials read exactly the granted columns; expiry, the
+//! provider's denial and deletion take them away; convergence drops a role
+//! a crash left and restores a missing one; the provider's admin connection
+//! never reaches the consumer.
+
+use datamesh_crds::agreement::AgreementPhase;
+use datamesh_crds::{AgreementApproval, DataProduct, DataSharingAgreement, Domain, Licence};
+use datamesh_e2e::{fixtures, pg, *};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::DeleteParams;
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Connection, Row};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A provider with one table (and one it never shares), a consumer, a licence.
+struct World {
+    client: Client,
+    provider: String,
+    provider_ns: String,
+    consumer: String,
+    consumer_ns: String,
+    licence: String,
+    /// The shared table: stop_id, name, footfall, notes.
+    table: String,
+    /// A table no product offers.
+    other: String,
+}
+
+impl World {
+    async fn new() -> anyhow::Result<Self> {
+        let client = admin().await?;
+        install_crds(&client).await?;
+        install_admission(&client).await?;
+        let suffix = unique("t").replace('-', "_");
+        let w = World {
+            provider: unique("transport"),
+            provider_ns: unique("transport"),
+            consumer: unique("mobility"),
+            consumer_ns: unique("mobility"),
+            licence: unique("ogl"),
+            table: format!("stops_{suffix}"),
+            other: format!("payroll_{suffix}"),
+            client,
+        };
+        pg::exec(&format!(
+            "CREATE TABLE public.{t} (stop_id text, name text, footfall int, notes text);
+             INSERT INTO public.{t} VALUES ('S1', 'Market St', 120, 'inspector visit'), ('S2', 'Quay', 45, 'none');
+             CREATE TABLE public.{o} (who text, salary int);
+             INSERT INTO public.{o} VALUES ('ann', 50000);",
+            t = w.table,
+            o = w.other
+        ))
+        .await?;
+        create_namespace(&w.client, &w.provider_ns).await?;
+        create_namespace(&w.client, &w.consumer_ns).await?;
+        pg::admin_secret(&w.client, &w.provider_ns, "stops-admin").await?;
+        create(
+            &Api::<Licence>::all(w.client.clone()),
+            fixtures::licence(&w.licence),
+        )
+        .await?;
+        let domains = Api::<Domain>::all(w.client.clone());
+        create(&domains, fixtures::domain(&w.provider, &[&w.provider_ns])).await?;
+        create(&domains, fixtures::domain(&w.consumer, &[&w.consumer_ns])).await?;
+        let mut p = fixtures::product("stops", &w.provider_ns, &w.provider, &w.licence);
+        p["spec"]["outputPorts"] = json!([{"name": "warehouse", "type": "postgres",
+            "postgres": {"schema": "public", "table": w.table, "adminSecretRef": {"name": "stops-admin"}}}]);
+        p["spec"]["schema"] = json!([
+            {"name": "stop_id", "type": "text"}, {"name": "name", "type": "text"},
+            {"name": "footfall", "type": "integer"}, {"name": "notes", "type": "text"}
+        ]);
+        create(
+            &Api::<DataProduct>::namespaced(w.client.clone(), &w.provider_ns),
+            p,
+        )
+        .await?;
+        Ok(w)
+    }
+
+    fn agreements(&self) -> Api<DataSharingAgreement> {
+        Api::namespaced(self.client.clone(), &self.consumer_ns)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.consumer_ns)
+    }
+
+    /// Asks for stop_id and footfall until `end`.
+    async fn request(&self, name: &str, end: &str) -> anyhow::Result<()> {
+        let mut a = fixtures::agreement(
+            name,
+            &self.consumer_ns,
+            &self.consumer,
+            (&self.provider_ns, "stops"),
+            (&self.licence, "3.0"),
+            end,
+        );
+        a["spec"]["fields"] = json!(["stop_id", "footfall"]);
+        create(&self.agreements(), a).await?;
+        Ok(())
+    }
+
+    async fn phase(
+        &self,
+        name: &str,
+        want: AgreementPhase,
+    ) -> anyhow::Result<DataSharingAgreement> {
+        let api = self.agreements();
+        wait_for(WAIT, || {
+            let api = api.clone();
+            async move {
+                let a = api.get(name).await.ok()?;
+                (a.status.as_ref()?.phase == Some(want)).then_some(a)
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("agreement {name} never reached {want:?}: {e}"))
+    }
+
+    /// The consumer's connection URL, from its credentials Secret.
+    async fn credentials(
+        &self,
+        secret: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let s = self.secrets().get(secret).await?;
+        Ok(s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
+            .collect())
+    }
+
+    async fn secret_gone(&self, name: &str) -> anyhow::Result<()> {
+        let api = self.secrets();
+        wait_for(WAIT, || {
+            let api = api.clone();
+            async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
+        })
+        .await
+    }
+
+    async fn cleanup(self) {
+        delete_namespace(&self.client, &self.provider_ns).await;
+        delete_namespace(&self.client, &self.consumer_ns).await;
+        for d in [&self.provider, &self.consumer] {
+            let _ = Api::<Domain>::all(self.client.clone())
+                .delete(d, &Default::default())
+                .await;
+        }
+        let _ = Api::<Licence>::all(self.client.clone())
+            .delete(&self.licence, &Default::default())
+            .await;
+        let _ = pg::exec(&format!(
+            "DROP TABLE IF EXISTS public.{}, public.{}",
+            self.table, self.other
+        ))
+        .await;
+    }
+}
+
+/// Runs a query with the consumer's URL; the error text on failure.
+async fn query(url: &str, sql: &str) -> Result<Vec<sqlx::postgres::PgRow>, String> {
+    let mut c = sqlx::postgres::PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query(AssertSqlSafe(sql.to_string()))
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The admin password from DATAMESH_PG_URL's userinfo.
+fn admin_userinfo() -> anyhow::Result<String> {
+    let url = pg::url()?;
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
+    Ok(rest
+        .split_once('@')
+        .map(|(u, _)| u.to_string())
+        .unwrap_or_default())
+}
+
+/// The provider's admin URL and `user:password` appear in no Secret of the
+/// consumer's namespace and nowhere in the agreement.
+async fn assert_no_provider_credentials(w: &World, name: &str) -> anyhow::Result<()> {
+    let (url, userinfo) = (pg::url()?, admin_userinfo()?);
+    let secrets = w.secrets().list(&Default::default()).await?;
+    for s in secrets.items {
+        for (k, v) in s.data.unwrap_or_default() {
+            let v = String::from_utf8_lossy(&v.0);
+            assert!(
+                !v.contains(&url) && !v.contains(&format!("{userinfo}@")),
+                "admin credentials in Secret {} key {k}",
+                s.metadata.name.unwrap_or_default()
+            );
+        }
+    }
+    let a = serde_json::to_string(&w.agreements().get(name).await?)?;
+    assert!(
+        !a.contains(&url) && !a.contains(&format!("{userinfo}@")),
+        "admin credentials in the agreement"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn granted_columns_only_then_nothing_after_expiry() -> anyhow::Result<()> {
+    let w = World::new().await?;
+    let _op = Operator::start().await?;
+    w.request("footfall", &fixtures::in_secs(25)).await?;
+    let a = w.phase("footfall", AgreementPhase::Active).await?;
+    let status = a.status.unwrap_or_default();
+    assert_eq!(
+        status.credentials_secret.as_deref(),
+        Some("footfall-credentials")
+    );
+    assert_eq!(status.granted_fields, vec!["stop_id", "footfall"]);
+
+    let creds = w.credentials("footfall-credentials").await?;
+    assert_eq!(
+        creds.get("fields").map(String::as_str),
+        Some("stop_id,footfall")
+    );
+    assert_eq!(creds.get("table"), Some(&format!("public.{}", w.table)));
+    let url = creds.get("url").cloned().unwrap_or_default();
+    assert!(url.starts_with(&format!(
+        "postgres://{}:",
+        creds.get("user").cloned().unwrap_or_default()
+    )));
+    let owner = w
+        .secrets()
+        .get("footfall-credentials")
+        .await?
+        .owner_references()
+        .to_vec();
+    assert_eq!(
+        owner.first().map(|o| o.uid.as_str()),
+        a.metadata.uid.as_deref()
+    );
+
+    // the granted columns are readable...
+    let rows = query(
+        &url,
+        &format!(
+            "SELECT stop_id, footfall FROM public.{} ORDER BY stop_id",
+            w.table
+        ),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("granted columns not readable: {e}"))?;
+    let got: Vec<(String, i32)> = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    assert_eq!(got, vec![("S1".to_string(), 120), ("S2".to_string(), 45)]);
+    // ...no other column, not SELECT *, and no other table
+    for sql in [
+        format!("SELECT notes FROM public.{}", w.table),
+        format!("SELECT * FROM public.{}", w.table),
+        format!("SELECT * FROM public.{}", w.other),
+    ] {
+        let e = query(&url, &sql).await.err().unwrap_or_default();
+        assert!(e.contains("permission denied"), "{sql}: {e}");
+    }
+    assert_no_provider_credentials(&w, "footfall").await?;
+
+    // a session open at the end is ended too
+    let mut open = sqlx::postgres::PgConnection::connect(&url).await?;
+    w.phase("footfall", AgreementPhase::Expired).await?;
+    w.secret_gone("footfall-credentials").await?;
+    let e = query(&url, "SELECT 1").await.err().unwrap_or_default();
+    assert!(!e.is_empty(), "expired credentials still connect");
+    assert!(
+        sqlx::query("SELECT 1").fetch_one(&mut open).await.is_err(),
+        "a session outlived the agreement"
+    );
+    let a = w.agreements().get("footfall").await?;
+    let granted =
+        datamesh_crds::condition::get(&a.status.unwrap_or_default().conditions, "Granted").cloned();
+    assert_eq!(
+        granted.map(|c| (c.status, c.reason)),
+        Some(("False".into(), "Revoked".into()))
+    );
+    w.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_providers_denial_and_deletion_revoke_access() -> anyhow::Result<()> {
+    let w = World::new().await?;
+    let _op = Operator::start().await?;
+    w.request("denied-later", &fixtures::in_secs(3600)).await?;
+    w.request("deleted-later", &fixtures::in_secs(3600)).await?;
+    w.phase("denied-later", AgreementPhase::Active).await?;
+    w.phase("deleted-later", AgreementPhase::Active).await?;
+    let denied = w.credentials("denied-later-credentials").await?;
+    let deleted = w.credentials("deleted-later-credentials").await?;
+    let sql = format!("SELECT stop_id FROM public.{}", w.table);
+    for c in [&denied, &deleted] {
+        query(c.get("url").map(String::as_str).unwrap_or_default(), &sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("granted column not readable: {e}"))?;
+    }
+
+    // The provider withdraws its consent.
+    let provider_user = unique("pat");
+    let kc = user_kubeconfig(&provider_user, &[&format!("datamesh:{}", w.provider)])?;
+    let as_provider = Api::<AgreementApproval>::namespaced(client_from(&kc).await?, &w.provider_ns);
+    let approval = fixtures::approval(
+        "withdrawn",
+        &w.provider_ns,
+        (&w.consumer_ns, "denied-later"),
+        &provider_user,
+        false,
+    );
+    // the provider's RBAC appears when the operator has reconciled its Domain
+    wait_for(WAIT, || {
+        let (api, approval) = (as_provider.clone(), approval.clone());
+        async move { create(&api, approval).await.ok().map(|_| ()) }
+    })
+    .await?;
+    w.phase("denied-later", AgreementPhase::Revoked).await?;
+    w.secret_gone("denied-later-credentials").await?;
+    let e = query(
+        denied.get("url").map(String::as_str).unwrap_or_default(),
+        &sql,
+    )
+    .await
+    .err();
+    assert!(e.is_some(), "credentials of a revoked agreement still work");
+
+    // The consumer deletes the other: the finalizer revokes before it goes.
+    w.agreements()
+        .delete("deleted-later", &DeleteParams::default())
+        .await?;
+    let api = w.agreements();
+    wait_for(WAIT, || {
+        let api = api.clone();
+        async move {
+            api.get_opt("deleted-later")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await?;
+    w.secret_gone("deleted-later-credentials").await?;
+    let e = query(
+        deleted.get("url").map(String::as_str).unwrap_or_default(),
+        &sql,
+    )
+    .await
+    .err();
+    assert!(e.is_some(), "credentials of a deleted agreement still work");
+    let mut admin = pg::connect(&pg::url()?).await?;
+    let left: i64 = sqlx::query("SELECT count(*) FROM pg_roles WHERE rolname = ANY($1)")
+        .bind(vec![
+            denied.get("user").cloned().unwrap_or_default(),
+            deleted.get("user").cloned().unwrap_or_default(),
+        ])
+        .fetch_one(&mut admin)
+        .await?
+        .try_get(0)?;
+    assert_eq!(left, 0, "roles of ended agreements still exist");
+    w.cleanup().await;
+    Ok(())
+}
+
+async fn role_exists(role: &str) -> anyhow::Result<bool> {
+    let mut admin = pg::connect(&pg::url()?).await?;
+    let n: i64 = sqlx::query("SELECT count(*) FROM pg_roles WHERE rolname = $1")
+        .bind(role)
+        .fetch_one(&mut admin)
+        .await?
+        .try_get(0)?;
+    Ok(n > 0)
+}
+
+#[tokio::test]
+async fn convergence_drops_a_role_a_crash_left_and_restores_a_missing_one() -> anyhow::Result<()> {
+    let w = World::new().await?;
+    // A role the operator created just before a crash: marked, no agreement.
+    let ghost = format!(
+        "dm_{}",
+        unique("f")
+            .replace('-', "")
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect::<String>()
+    );
+    pg::exec(&format!(
+        "CREATE ROLE {ghost} LOGIN PASSWORD 'leftover';
+         COMMENT ON ROLE {ghost} IS 'datamesh agreement {ns}/gone 00000000-0000-0000-0000-000000000000';
+         GRANT SELECT (stop_id) ON public.{t} TO {ghost};",
+        ns = w.consumer_ns,
+        t = w.table
+    ))
+    .await?;
+    // An unmarked role is not the operator's and stays.
+    let bystander = format!("dm_bystander_{}", unique("b").replace('-', "_"));
+    pg::exec(&format!("CREATE ROLE {bystander} NOLOGIN")).await?;
+
+    let op = Operator::start_with(
+        &admin_kubeconfig()?,
+        &[
+            "--lease-name",
+            &unique("datamesh-e2e"),
+            "--lease-seconds",
+            "4",
+            "--convergence-seconds",
+            "2",
+        ],
+    )
+    .await?;
+    wait_for(WAIT, || async {
+        (!role_exists(&ghost).await.ok()?).then_some(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("convergence left {ghost}: {e}"))?;
+    assert!(
+        role_exists(&bystander).await?,
+        "convergence dropped a role it did not create"
+    );
+    assert!(
+        op.counter(
+            "datamesh_convergence_corrections_total",
+            "action=\"dropped\""
+        )
+        .await?
+            >= 1.0
+    );
+
+    // An Active agreement whose role was dropped behind the operator's back gets it again.
+    w.request("restored", &fixtures::in_secs(3600)).await?;
+    w.phase("restored", AgreementPhase::Active).await?;
+    let before = w.credentials("restored-credentials").await?;
+    let role = before.get("user").cloned().unwrap_or_default();
+    pg::exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await?;
+    let after = wait_for(WAIT, || async {
+        let c = w.credentials("restored-credentials").await.ok()?;
+        (c.get("password") != before.get("password") && role_exists(&role).await.ok()?).then_some(c)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("convergence did not restore the role: {e}"))?;
+    query(
+        after.get("url").map(String::as_str).unwrap_or_default(),
+        &format!("SELECT stop_id FROM public.{}", w.table),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("restored credentials do not work: {e}"))?;
+    assert!(
+        op.counter(
+            "datamesh_convergence_corrections_total",
+            "action=\"regranted\""
+        )
+        .await?
+            >= 1.0
+    );
+    let events =
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(w.client.clone(), &w.consumer_ns)
+            .list(&Default::default())
+            .await?;
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("GrantRestored"))
+    );
+
+    pg::exec(&format!("DROP ROLE IF EXISTS {bystander}")).await?;
+    w.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hostile_column_name_is_one_quoted_identifier() -> anyhow::Result<()> {
+    use datamesh_operator::enforcement::postgres::{self as grant, Admin, RoleGrant};
+    // The CRD pattern refuses such a field at the API server; the grant
+    // quotes it anyway, so even a column really named like this is harmless.
+    let t = unique("hostile").replace('-', "_");
+    let victim = format!("victim_{t}");
+    let hostile = format!("x\"; DROP TABLE {victim}; --");
+    pg::exec(&format!(
+        "CREATE TABLE public.{victim} (a int); CREATE TABLE public.{t} (ok int, \"{}\" int, other int);",
+        hostile.replace('"', "\"\"")
+    ))
+    .await?;
+    let admin = Admin::parse(&pg::url()?).map_err(anyhow::Error::msg)?;
+    let role = format!("dm_{}", t.replace('_', ""));
+    grant::grant(
+        &admin,
+        &RoleGrant {
+            role: &role,
+            label: "test/hostile 0",
+            password: "pw'; DROP TABLE x; --",
+            valid_until: Some("2999-01-01T00:00:00Z"),
+            schema: "public",
+            table: &t,
+            columns: &["ok".to_string(), hostile.clone()],
+        },
+    )
+    .await?;
+    let mut c = pg::connect(&pg::url()?).await?;
+    let victim_left: i64 = sqlx::query("SELECT count(*) FROM pg_tables WHERE tablename = $1")
+        .bind(&victim)
+        .fetch_one(&mut c)
+        .await?
+        .try_get(0)?;
+    assert_eq!(victim_left, 1, "the hostile name was executed");
+    let cols: Vec<String> = sqlx::query(
+        "SELECT column_name::text FROM information_schema.column_privileges WHERE grantee = $1 AND table_name = $2 ORDER BY 1",
+    )
+    .bind(&role)
+    .bind(&t)
+    .fetch_all(&mut c)
+    .await?
+    .iter()
+    .map(|r| r.try_get(0))
+    .collect::<Result<_, _>>()?;
+    assert_eq!(cols, vec!["ok".to_string(), hostile]);
+    assert!(grant::revoke(&admin, &role).await?);
+    assert!(
+        !grant::revoke(&admin, &role).await?,
+        "a second revoke is a no-op"
+    );
+    pg::exec(&format!("DROP TABLE public.{victim}, public.{t}")).await?;
+    Ok(())
+}
