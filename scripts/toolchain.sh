@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, etcd and helm from Go modules
+# Builds kube-apiserver, kube-controller-manager, etcd and helm (and, on request,
+# opa for the policy benchmarks) from Go modules
 # (no release downloads are possible here) and caches them outside the repo,
 # keyed by version. Prints the bin directory. Safe to run repeatedly: a cached
 # binary is reused.
@@ -108,12 +109,31 @@ build_helm() {
   echo "$out"
 }
 
+# OPA, only for the policy benchmarks (scripts/bench-policies.sh): the same
+# default rules in Rego, timed with `opa bench` next to the Cedar engine.
+build_opa() {
+  local out="$cache/opa-$OPA_VERSION"
+  if [[ -x "$out/opa" ]]; then echo "$out"; return; fi
+  lock "opa-$OPA_VERSION"
+  if [[ -x "$out/opa" ]]; then echo "$out"; return; fi
+  log "building opa $OPA_VERSION (once)"
+  local work="$cache/src/opa-$OPA_VERSION"
+  rm -rf "$work"; mkdir -p "$work" "$out"
+  (cd "$work" && go mod init datamesh.dev/toolchain/opa >/dev/null 2>&1 \
+     && go get "github.com/open-policy-agent/opa@$OPA_VERSION" >/dev/null \
+     && go build -ldflags "-s -w -X github.com/open-policy-agent/opa/v1/version.Version=${OPA_VERSION#v}" -o "$work/opa" github.com/open-policy-agent/opa) ||
+    { log "building opa $OPA_VERSION failed (see above)"; exit 1; }
+  install_bin "$work/opa" "$out/opa"
+  echo "$out"
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
+  opa) build_opa ;;
   all)
     k="$(build_kubernetes)"; e="$(build_etcd)"; h="$(build_helm)"
     echo "KUBE_BIN=$k"; echo "ETCD_BIN=$e"; echo "HELM_BIN=$h" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|helm]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|helm|opa]" >&2; exit 2 ;;
 esac

@@ -8,11 +8,15 @@
 //! approved, the caller decides with [`DecisionInput::owner_approved`] set.
 
 use crate::engine::{DEFAULT_DENY_ID, PolicyEngine};
+use crate::index::ScopeIndex;
 use crate::licence::check_terms;
 use crate::request::{self, ContextParts, FieldUse};
 use cedar_policy::{
     Decision as CedarDecision, Entities, EntityUid, PolicySet, RestrictedExpression,
 };
+use cedar_policy_core::ast;
+use cedar_policy_core::evaluator::Evaluator;
+use cedar_policy_core::extensions::Extensions;
 use datamesh_crds::agreement::{
     DataSharingAgreementSpec, DecisionRecord, LicenceInForce, ReasonRecord,
 };
@@ -20,6 +24,7 @@ use datamesh_crds::product::FieldClassification;
 use datamesh_crds::{DataProduct, Domain, Licence};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// What a decision allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -286,16 +291,23 @@ impl PolicyEngine {
             existing_agreement: input.existing_agreement,
             now: cedar_datetime(input.now),
         };
-        let action = match input.action {
-            AccessAction::Read => &names.actions[0],
-            AccessAction::Subscribe => &names.actions[1],
+        let action_no = match input.action {
+            AccessAction::Read => 0,
+            AccessAction::Subscribe => 1,
+        };
+        // The context is evaluated once; each pass only adds `ownerApproved`.
+        let context = match cedar_policy::Context::from_pairs(request::context_pairs(&parts)) {
+            Ok(c) => c,
+            Err(e) => return Decision::deny(version, vec![error_reason("context", e.to_string())]),
         };
         let cedar = CedarCall {
             set: self.set_for(provider),
+            index: self.index_for(provider),
+            action_no,
             principal: request::domain_uid(names, consumer),
-            action: action.clone(),
+            action: names.actions[action_no].clone(),
             resource: request::product_uid(names, &product_key),
-            pairs: request::context_pairs(&parts),
+            context,
         };
         let entities = match request::entities(
             names,
@@ -419,28 +431,22 @@ impl PolicyEngine {
             ManageAction::Approve => &names.actions[2],
             ManageAction::Publish => &names.actions[3],
         };
-        let call = CedarCall {
-            set: self.set_for(provider_name),
-            principal: request::domain_uid(names, principal_name),
-            action: action.clone(),
-            resource: request::product_uid(names, &key),
-            pairs: vec![(
-                "now".to_string(),
-                RestrictedExpression::new_datetime(cedar_datetime(now)),
-            )],
-        };
-        let context = match cedar_policy::Context::from_pairs(call.pairs.clone()) {
+        let pairs = [(
+            "now".to_string(),
+            RestrictedExpression::new_datetime(cedar_datetime(now)),
+        )];
+        let context = match cedar_policy::Context::from_pairs(pairs) {
             Ok(c) => c,
             Err(e) => return Decision::deny(version, vec![error_reason("context", e.to_string())]),
         };
         let eval = match cedar_policy::Request::new(
-            call.principal,
-            call.action,
-            call.resource,
+            request::domain_uid(names, principal_name),
+            action.clone(),
+            request::product_uid(names, &key),
             context,
             None,
         ) {
-            Ok(r) => self.run(call.set, &r, &entities),
+            Ok(r) => self.run(self.set_for(provider_name), &r, &entities),
             Err(e) => return Decision::deny(version, vec![error_reason("request", e.to_string())]),
         };
         if !eval.errors.is_empty() {
@@ -494,27 +500,66 @@ impl PolicyEngine {
         Ok((Outcome::Deny, self.policy_reasons(&ids, true)))
     }
 
+    /// One pass of Cedar over the policies whose scope can match (see
+    /// `index.rs`), each evaluated by Cedar's evaluator; the same answer as
+    /// the authorizer over the whole set.
     fn evaluate(
         &self,
         call: &CedarCall<'_>,
         entities: &Entities,
         approved: bool,
     ) -> Result<Evaluation, Vec<Reason>> {
-        let request = request::request(
-            call.principal.clone(),
-            call.action.clone(),
-            call.resource.clone(),
-            &call.pairs,
-            approved,
-            None,
-        )
-        .map_err(|e| vec![error_reason("request", e)])?;
-        let eval = self.run(call.set, &request, entities);
-        if eval.errors.is_empty() {
-            Ok(eval)
-        } else {
-            Err(eval.errors)
+        let ast::Context::Value(base) = call.context.as_ref() else {
+            return Err(vec![error_reason(
+                "context",
+                "the context is not fully known",
+            )]);
+        };
+        let mut values = (**base).clone();
+        values.insert("ownerApproved".into(), ast::Value::from(approved));
+        let request = ast::Request::new_unchecked(
+            ast::EntityUIDEntry::known(call.principal.as_ref().clone(), None),
+            ast::EntityUIDEntry::known(call.action.as_ref().clone(), None),
+            ast::EntityUIDEntry::known(call.resource.as_ref().clone(), None),
+            Some(ast::Context::Value(Arc::new(values))),
+        );
+        if self.uses_stock_authorizer() {
+            let request = cedar_policy::Request::from(request);
+            let eval = self.run(call.set, &request, entities);
+            return if eval.errors.is_empty() {
+                Ok(eval)
+            } else {
+                Err(eval.errors)
+            };
         }
+        let evaluator = Evaluator::new(request, entities.as_ref(), Extensions::all_available());
+        let mut permits = Vec::new();
+        let mut forbids = Vec::new();
+        let mut errors = Vec::new();
+        for candidate in call
+            .index
+            .candidates(call.action_no, call.principal.as_ref())
+        {
+            match evaluator.evaluate(&candidate.policy) {
+                Ok(false) => {}
+                Ok(true) if candidate.forbid => forbids.push(candidate.id.clone()),
+                Ok(true) => permits.push(candidate.id.clone()),
+                // Fail closed: a policy that errs might have been a forbid.
+                Err(e) => errors.push(error_reason(
+                    &candidate.id,
+                    format!("policy `{}` could not be evaluated: {e}", candidate.id),
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let allowed = forbids.is_empty() && !permits.is_empty();
+        Ok(Evaluation {
+            allowed,
+            determining: if allowed { permits } else { forbids },
+            errors,
+        })
     }
 
     fn run(
@@ -572,12 +617,16 @@ impl PolicyEngine {
     }
 }
 
+/// One access request, ready for both passes.
 struct CedarCall<'a> {
     set: &'a PolicySet,
+    index: &'a ScopeIndex,
+    action_no: usize,
     principal: EntityUid,
     action: EntityUid,
     resource: EntityUid,
-    pairs: Vec<(String, RestrictedExpression)>,
+    /// Everything but `ownerApproved`.
+    context: cedar_policy::Context,
 }
 
 /// The request, resolved against the product: names, fields, period.

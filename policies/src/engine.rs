@@ -8,6 +8,7 @@
 //! set of the product's domain: its cost does not grow with other domains.
 
 use crate::error::{PolicyError, PolicyErrorKind, PolicySetError};
+use crate::index::ScopeIndex;
 use cedar_policy::{
     Effect, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode,
     Validator,
@@ -133,6 +134,10 @@ pub(crate) struct Names {
 #[derive(Debug, Clone)]
 pub struct PolicyEngine {
     inner: Arc<Inner>,
+    /// Decide with Cedar's stock authorizer over the domain's whole set
+    /// instead of the scope index: the reference the index is tested and
+    /// benchmarked against.
+    stock: bool,
 }
 
 #[derive(Debug)]
@@ -141,6 +146,9 @@ struct Inner {
     names: Names,
     central: PolicySet,
     by_domain: HashMap<String, PolicySet>,
+    /// The same sets, indexed by action and principal for `decide()`.
+    central_index: ScopeIndex,
+    domain_index: HashMap<String, ScopeIndex>,
     info: HashMap<String, PolicyInfo>,
     version: String,
     central_version: String,
@@ -334,18 +342,45 @@ impl PolicyEngine {
         }
         let version = hash_sources(sources.iter());
 
+        let actions = names.actions.clone().map(|a| a.as_ref().clone());
+        let flat = actions_are_flat(&schema);
+        let index =
+            |set: &PolicySet| ScopeIndex::new(set.policies().map(AsRef::as_ref), &actions, flat);
+        let central_index = index(&central);
+        let domain_index = by_domain
+            .iter()
+            .map(|(domain, set)| (domain.clone(), index(set)))
+            .collect();
+
         Ok(PolicyEngine {
             inner: Arc::new(Inner {
                 schema,
                 names,
                 central,
                 by_domain,
+                central_index,
+                domain_index,
                 info,
                 version,
                 central_version,
                 domain_versions,
             }),
+            stock: false,
         })
+    }
+
+    /// The same engine deciding with Cedar's stock authorizer (every policy of
+    /// the domain's set evaluated). Same answers, slower; for tests and benchmarks.
+    #[doc(hidden)]
+    pub fn with_stock_authorizer(&self) -> Self {
+        PolicyEngine {
+            inner: Arc::clone(&self.inner),
+            stock: true,
+        }
+    }
+
+    pub(crate) fn uses_stock_authorizer(&self) -> bool {
+        self.stock
     }
 
     /// Stable hash of all sources' scope and text (order and names do not matter): the policy-set version.
@@ -394,6 +429,14 @@ impl PolicyEngine {
             .by_domain
             .get(domain)
             .unwrap_or(&self.inner.central)
+    }
+
+    /// The indexed form of [`Self::set_for`].
+    pub(crate) fn index_for(&self, domain: &str) -> &ScopeIndex {
+        self.inner
+            .domain_index
+            .get(domain)
+            .unwrap_or(&self.inner.central_index)
     }
 
     /// The Cedar schema the set was validated against.
@@ -451,6 +494,20 @@ fn names() -> Result<Names, PolicyError> {
             act("Approve"),
             act("Publish"),
         ],
+    })
+}
+
+/// Whether no action of the schema is a member of another (no action groups),
+/// so that `action in [A, B]` can only match A or B. If the schema cannot
+/// tell, assume groups: the index then files every policy under every action.
+fn actions_are_flat(schema: &Schema) -> bool {
+    schema.action_entities().is_ok_and(|entities| {
+        entities.iter().all(|e| {
+            AsRef::<cedar_policy_core::ast::Entity>::as_ref(e)
+                .ancestors()
+                .next()
+                .is_none()
+        })
     })
 }
 

@@ -21,6 +21,7 @@ pub mod batch;
 pub mod decision;
 pub mod engine;
 pub mod error;
+mod index;
 pub mod licence;
 mod request;
 pub mod testfile;

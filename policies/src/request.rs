@@ -4,9 +4,7 @@
 
 use crate::engine::Names;
 use crate::licence::country;
-use cedar_policy::{
-    Context, Entities, Entity, EntityId, EntityUid, Request, RestrictedExpression, Schema,
-};
+use cedar_policy::{Entities, Entity, EntityId, EntityUid, RestrictedExpression, Schema};
 use datamesh_crds::{DataProduct, Domain, LicenceSpec};
 use std::collections::{HashMap, HashSet};
 
@@ -255,6 +253,7 @@ pub(crate) fn context_pairs(parts: &ContextParts<'_>) -> Vec<(String, Restricted
 
 /// A request with `ownerApproved` set; `schema` validates it (tests pass one,
 /// the hot path does not: the shapes above are fixed and tested).
+#[cfg(test)]
 pub(crate) fn request(
     principal: EntityUid,
     action: EntityUid,
@@ -262,14 +261,15 @@ pub(crate) fn request(
     pairs: &[(String, RestrictedExpression)],
     owner_approved: bool,
     schema: Option<&Schema>,
-) -> Result<Request, String> {
+) -> Result<cedar_policy::Request, String> {
     let mut pairs = pairs.to_vec();
     pairs.push((
         "ownerApproved".to_string(),
         RestrictedExpression::new_bool(owner_approved),
     ));
-    let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
-    Request::new(principal, action, resource, context, schema).map_err(|e| e.to_string())
+    let context = cedar_policy::Context::from_pairs(pairs).map_err(|e| e.to_string())?;
+    cedar_policy::Request::new(principal, action, resource, context, schema)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
