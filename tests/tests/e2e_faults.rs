@@ -7,7 +7,7 @@
 
 use datamesh_crds::agreement::AgreementPhase;
 use datamesh_crds::{DataProduct, DataSharingAgreement, Domain, Licence};
-use datamesh_e2e::{fixtures, *};
+use datamesh_e2e::{fixtures, pg, *};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use std::time::Duration;
@@ -35,6 +35,8 @@ impl Scene {
         };
         create_namespace(&s.client, &s.provider_ns).await?;
         create_namespace(&s.client, &s.consumer_ns).await?;
+        // Active means granted: the products' postgres port must exist.
+        pg::fixture_store(&s.client, &s.provider_ns).await?;
         create(
             &Api::<Licence>::all(s.client.clone()),
             fixtures::licence(&s.licence),
