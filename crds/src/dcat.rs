@@ -259,7 +259,12 @@ mod tests {
             product("restricted", "restricted", "published"),
             product("personal", "personal", "published"),
         ];
-        let c = catalog(&CatalogInfo::default(), &products, &[domain()], &[licence()]);
+        let c = catalog(
+            &CatalogInfo::default(),
+            &products,
+            &[domain()],
+            &[licence()],
+        );
         assert_eq!(
             ids(&c),
             ["transport/open-deprecated", "transport/open-published"]

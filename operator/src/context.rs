@@ -48,6 +48,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The policy set in force.
     pub policy: PolicyStore,
+    /// The audit trail; appended to before a change takes effect.
+    pub audit: Arc<crate::audit::AuditStore>,
     /// Grants and revocations where the data lives.
     pub enforcement: crate::enforcement::Enforcement,
 }
@@ -59,6 +61,7 @@ impl Context {
         client: Client,
         metrics: Arc<Metrics>,
         instance: &str,
+        audit: Arc<crate::audit::AuditStore>,
     ) -> anyhow::Result<Arc<Self>> {
         let stores = Stores {
             domains: cache(Api::<Domain>::all(client.clone())),
@@ -105,6 +108,7 @@ impl Context {
             recorder,
             metrics,
             policy,
+            audit,
             enforcement,
         }))
     }

@@ -19,6 +19,9 @@ pub enum Error {
     /// Other objects still depend on this one; try again shortly.
     #[error("waiting: {0}")]
     Waiting(String),
+    /// The audit store could not record the change, so it was not made.
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// A grant or revocation where the data lives failed.
     #[error("enforcement: {0}")]
     Enforcement(#[from] crate::enforcement::EnforcementError),
@@ -33,6 +36,7 @@ impl Error {
             Error::MissingField(_) => "missing_field",
             Error::Finalizer(_) => "finalizer",
             Error::Waiting(_) => "waiting",
+            Error::Audit(_) => "audit",
             Error::Enforcement(_) => "enforcement",
         }
     }

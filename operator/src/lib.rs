@@ -6,6 +6,7 @@
 //! watch caches, write status when it changed, and emit Events.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod checks;
 pub mod context;
 pub mod controller;
@@ -59,6 +60,14 @@ pub struct Args {
     /// Active agreement backs and restore missing ones (one also runs at start).
     #[arg(long, env = "DATAMESH_CONVERGENCE_SECONDS", default_value_t = 60)]
     pub convergence_seconds: u64,
+    /// Audit store URL: a SQLite file (`sqlite://PATH?mode=rwc`, created if
+    /// missing; put it on a persistent volume) or PostgreSQL
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DB`, for HA: every replica shares
+    /// it, only the leader writes). Schema migrations run at start; if the
+    /// store cannot be opened the operator exits, and if an append fails the
+    /// change it records does not happen (fail closed).
+    #[arg(long, env = "DATAMESH_AUDIT_URL", default_value = audit::DEFAULT_URL, hide_env_values = true)]
+    pub audit_url: String,
     /// Logging and tracing settings.
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryArgs,
@@ -77,9 +86,17 @@ fn default_instance() -> String {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let state = http::State::new(metrics.clone());
+    let audit = Arc::new(
+        audit::AuditStore::open(&args.audit_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the audit store: {e}"))?,
+    );
+    tracing::info!(url = %audit::store::redact(&args.audit_url), "audit store open");
+    let state = http::State::new(metrics.clone()).with_audit(audit.clone());
     let http = tokio::spawn(http::serve(args.http_addr, state.clone()));
-    let ctx = context::Context::start(client.clone(), metrics.clone(), &args.instance).await?;
+    let ctx =
+        context::Context::start(client.clone(), metrics.clone(), &args.instance, audit).await?;
+    state.set_catalog(ctx.stores.clone());
     state.set_ready(true);
     tracing::info!(instance = %args.instance, "caches synced");
 

@@ -333,6 +333,16 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
     });
 
     let api = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), &ns);
+    // AUDIT: recorded and committed before the change takes effect (grant,
+    // revocation, status); if the store cannot be written, nothing happens.
+    let records = crate::audit::events::agreement_records(
+        dsa,
+        provider_domain(dsa, ctx).as_deref(),
+        current,
+        &transition.status,
+        answer.as_ref(),
+    );
+    ctx.audit.append_all(&records).await?;
     let mut transition = transition;
     let becomes_active = transition.status.phase == Some(AgreementPhase::Active);
     // Held from the grant or revocation until the status says so, so that
@@ -404,6 +414,12 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
 
 async fn cleanup(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
     let phase = dsa.status.as_ref().and_then(|s| s.phase);
+    if phase == Some(AgreementPhase::Active) {
+        // AUDIT: the revocation is on record before access goes.
+        let record =
+            crate::audit::events::deletion_record(dsa, provider_domain(dsa, ctx).as_deref());
+        ctx.audit.append_all(&[record]).await?;
+    }
     {
         let _enforcing = ctx.enforcement.lock().await;
         // ENFORCEMENT: revoke (agreement deleted). Only an Active grant must be
@@ -454,6 +470,14 @@ async fn revoke(dsa: &DataSharingAgreement, ctx: &Context, must: bool) -> Result
             Ok(())
         }
     }
+}
+
+/// The provider domain of the agreement's product, from the cache.
+fn provider_domain(dsa: &DataSharingAgreement, ctx: &Context) -> Option<String> {
+    ctx.stores
+        .products
+        .get(&ObjectRef::new(&dsa.spec.product.name).within(&dsa.spec.product.namespace))
+        .map(|p| p.spec.domain.clone())
 }
 
 async fn publish(

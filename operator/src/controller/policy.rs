@@ -36,6 +36,9 @@ async fn reconcile(gp: Arc<GovernancePolicy>, ctx: Arc<Context>) -> Result<Actio
             match event {
                 Finalizer::Apply(gp) => apply(&gp, &ctx).await,
                 Finalizer::Cleanup(gp) => {
+                    // AUDIT: the withdrawal is on record before it takes effect.
+                    let record = crate::audit::events::policy_record(&gp, "Withdrawn", None, "GovernancePolicy deleted");
+                    ctx.audit.append(&record).await?;
                     match ctx.policy.remove(&gp.name_any()) {
                         Ok(version) => tracing::info!(%version, "policies withdrawn"),
                         Err(e) => tracing::error!(error = %e, "policy set without this object does not validate"),
@@ -106,6 +109,13 @@ async fn apply(gp: &GovernancePolicy, ctx: &Context) -> Result<Action> {
             now,
         ),
     );
+    // AUDIT: recorded before the status says so. (The set is already in
+    // force in memory; a failed append fails the reconcile and is retried.)
+    let record = match &outcome {
+        Ok(version) => crate::audit::events::policy_record(gp, "InForce", Some(version), &message),
+        Err(_) => crate::audit::events::policy_record(gp, "Refused", None, &message),
+    };
+    ctx.audit.append(&record).await?;
     let api = Api::<GovernancePolicy>::all(ctx.client.clone());
     if status::apply_if_changed::<GovernancePolicy, GovernancePolicyStatus>(
         &api,

@@ -1,0 +1,372 @@
+//! The audit store: an append-only table in SQLite (a file, the default) or
+//! PostgreSQL (for HA), same schema and migrations for both
+//! (`operator/migrations/`).
+//!
+//! Appends are serialised in the process (one writer: the leader) and each
+//! runs in one transaction: read the last record, chain the new one to it,
+//! insert, commit. A second writer racing it fails on the sequence's primary
+//! key rather than forking the chain. Every record has an idempotency key; a
+//! retry of an append that already committed returns the stored record.
+
+use super::chain::{ChainCheck, Verification};
+use super::query::Filter;
+use super::record::{AuditRecord, NewRecord};
+use sqlx::QueryBuilder;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Records read per round trip while verifying.
+const PAGE: i64 = 1000;
+
+/// Errors of the audit store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The URL names neither SQLite nor PostgreSQL.
+    #[error("audit store URL must start with sqlite:// or postgres://, got {0:?}")]
+    UnsupportedUrl(String),
+    /// The database refused or failed a statement, or cannot be reached.
+    #[error("audit store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("audit store migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to the pool and `DB` to its database type.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => {
+                #[allow(dead_code)]
+                type DB = sqlx::Sqlite;
+                $body
+            }
+            Pool::Postgres($p) => {
+                #[allow(dead_code)]
+                type DB = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// Whether an append wrote a new record or found it already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Appended at this sequence number.
+    New(i64),
+    /// A record with the same key already exists at this sequence number.
+    Existing(i64),
+}
+
+/// The append-only audit store.
+pub struct AuditStore {
+    pool: Pool,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl AuditStore {
+    /// Connects and brings the schema up to date (creating a SQLite file
+    /// when the URL says `mode=rwc`).
+    pub async fn open(url: &str) -> Result<Self, AuditError> {
+        let store = Self::connect(url).await?;
+        on_pool!(&store.pool, p => MIGRATOR.run(p).await?);
+        Ok(store)
+    }
+
+    /// Connects to an existing store without changing it (for verification).
+    pub async fn open_existing(url: &str) -> Result<Self, AuditError> {
+        Self::connect(url).await
+    }
+
+    async fn connect(url: &str) -> Result<Self, AuditError> {
+        let pool = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(opts)
+                    .await?,
+            )
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?,
+            )
+        } else {
+            return Err(AuditError::UnsupportedUrl(redact(url)));
+        };
+        Ok(Self {
+            pool,
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Appends one record and commits it; returns only once it is durable.
+    pub async fn append(&self, new: &NewRecord) -> Result<Appended, AuditError> {
+        let _writer = self.writer.lock().await;
+        let now = jiff::Timestamp::now();
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let mut q = QueryBuilder::<DB>::new("SELECT seq FROM audit_records WHERE idempotency_key = ");
+            q.push_bind(new.key.clone());
+            let existing: Option<(i64,)> = q.build_query_as().fetch_optional(&mut *tx).await?;
+            if let Some((seq,)) = existing {
+                tx.rollback().await?;
+                return Ok(Appended::Existing(seq));
+            }
+            let last: Option<(i64, String)> =
+                sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let (seq, prev) = match last {
+                Some((seq, hash)) => (seq + 1, hash),
+                None => (1, super::record::GENESIS.to_string()),
+            };
+            let r = AuditRecord::chained(new, seq, now, &prev);
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO audit_records (seq, idempotency_key, at, at_us, kind, actor, agreement, \
+                 agreement_uid, product, consumer, provider, purpose, outcome, detail, prev_hash, hash) ",
+            );
+            q.push_values([r], |mut b, r| {
+                b.push_bind(r.seq)
+                    .push_bind(r.key)
+                    .push_bind(r.at)
+                    .push_bind(r.at_us)
+                    .push_bind(r.kind)
+                    .push_bind(r.actor)
+                    .push_bind(r.agreement)
+                    .push_bind(r.agreement_uid)
+                    .push_bind(r.product)
+                    .push_bind(r.consumer)
+                    .push_bind(r.provider)
+                    .push_bind(r.purpose)
+                    .push_bind(r.outcome)
+                    .push_bind(r.detail)
+                    .push_bind(r.prev_hash)
+                    .push_bind(r.hash);
+            });
+            q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+            let done = q.build().execute(&mut *tx).await?;
+            tx.commit().await?;
+            if done.rows_affected() == 1 {
+                Ok(Appended::New(seq))
+            } else {
+                Ok(Appended::Existing(seq))
+            }
+        })
+    }
+
+    /// Appends records in order; stops at the first failure.
+    pub async fn append_all(&self, records: &[NewRecord]) -> Result<(), AuditError> {
+        for r in records {
+            match self.append(r).await? {
+                Appended::New(seq) => {
+                    tracing::info!(seq, kind = %r.kind, key = %r.key, "audit record appended")
+                }
+                Appended::Existing(seq) => {
+                    tracing::debug!(seq, key = %r.key, "audit record already present")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records matching `filter`, in sequence order.
+    pub async fn query(&self, filter: &Filter) -> Result<Vec<AuditRecord>, AuditError> {
+        on_pool!(&self.pool, p => {
+            let mut q = QueryBuilder::<DB>::new("SELECT * FROM audit_records WHERE 1 = 1");
+            if let Some(product) = &filter.product {
+                match product.split_once('/') {
+                    Some(_) => {
+                        q.push(" AND product = ").push_bind(product.clone());
+                    }
+                    None => {
+                        // the parameter is a DNS label, so LIKE sees no wildcards from it
+                        q.push(" AND product LIKE ").push_bind(format!("%/{product}"));
+                    }
+                }
+            }
+            if let Some(consumer) = &filter.consumer {
+                q.push(" AND consumer = ").push_bind(consumer.clone());
+            }
+            if let Some(domain) = &filter.domain {
+                q.push(" AND (consumer = ")
+                    .push_bind(domain.clone())
+                    .push(" OR provider = ")
+                    .push_bind(domain.clone())
+                    .push(")");
+            }
+            if let Some(agreement) = &filter.agreement {
+                q.push(" AND (agreement = ")
+                    .push_bind(agreement.clone())
+                    .push(" OR agreement_uid = ")
+                    .push_bind(agreement.clone())
+                    .push(")");
+            }
+            if let Some(since) = filter.since {
+                q.push(" AND at_us >= ").push_bind(since.as_microsecond());
+            }
+            if let Some(until) = filter.until {
+                q.push(" AND at_us < ").push_bind(until.as_microsecond());
+            }
+            q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(filter.limit));
+            Ok(q.build_query_as::<AuditRecord>().fetch_all(p).await?)
+        })
+    }
+
+    /// Checks the whole chain, page by page, and names the first broken record.
+    pub async fn verify(&self) -> Result<Verification, AuditError> {
+        let mut check = ChainCheck::default();
+        let mut after = 0i64;
+        loop {
+            let page: Vec<AuditRecord> = on_pool!(&self.pool, p => {
+                let mut q = QueryBuilder::<DB>::new("SELECT * FROM audit_records WHERE seq > ");
+                q.push_bind(after).push(" ORDER BY seq LIMIT ").push_bind(PAGE);
+                q.build_query_as::<AuditRecord>().fetch_all(p).await?
+            });
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            if !page.iter().all(|r| check.check(r)) {
+                break;
+            }
+        }
+        Ok(check.finish())
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        on_pool!(&self.pool, p => p.close().await)
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::Kind;
+
+    fn rec(key: &str, product: &str) -> NewRecord {
+        NewRecord {
+            key: key.into(),
+            kind: Kind::Decision.as_str().into(),
+            actor: "operator".into(),
+            product: Some(product.into()),
+            consumer: Some("planning".into()),
+            provider: Some("transport".into()),
+            detail: serde_json::json!({"reasons": []}),
+            ..NewRecord::default()
+        }
+    }
+
+    fn temp_url(name: &str) -> (std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!(
+            "datamesh-audit-{name}-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        let _ = std::fs::create_dir_all(&dir);
+        let url = format!("sqlite://{}/audit.db?mode=rwc", dir.display());
+        (dir, url)
+    }
+
+    #[tokio::test]
+    async fn appends_chain_and_are_idempotent() -> Result<(), AuditError> {
+        let (dir, url) = temp_url("append");
+        let store = AuditStore::open(&url).await?;
+        assert_eq!(
+            store.append(&rec("a", "transport/bus")).await?,
+            Appended::New(1)
+        );
+        assert_eq!(
+            store.append(&rec("b", "transport/tram")).await?,
+            Appended::New(2)
+        );
+        assert_eq!(
+            store.append(&rec("a", "transport/bus")).await?,
+            Appended::Existing(1)
+        );
+        let all = store.query(&Filter::default()).await?;
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            all.get(1).map(|r| r.prev_hash.clone()),
+            all.first().map(|r| r.hash.clone())
+        );
+        assert!(store.verify().await?.ok);
+        let bus = store
+            .query(&Filter {
+                product: Some("bus".into()),
+                ..Filter::default()
+            })
+            .await?;
+        assert_eq!(bus.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
+        // reopening runs the migrations again without harm
+        store.close().await;
+        let store = AuditStore::open(&url).await?;
+        assert_eq!(
+            store.append(&rec("c", "transport/bus")).await?,
+            Appended::New(3)
+        );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn verify_names_an_edited_row() -> Result<(), AuditError> {
+        let (dir, url) = temp_url("edit");
+        let store = AuditStore::open(&url).await?;
+        for k in ["a", "b", "c"] {
+            store.append(&rec(k, "transport/bus")).await?;
+        }
+        if let Pool::Sqlite(p) = &store.pool {
+            sqlx::query("UPDATE audit_records SET outcome = 'Allow' WHERE seq = 2")
+                .execute(p)
+                .await?;
+        }
+        let v = store.verify().await?;
+        assert!(!v.ok);
+        assert_eq!(v.broken.map(|b| b.seq), Some(2));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}
