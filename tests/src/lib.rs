@@ -211,6 +211,15 @@ impl Operator {
         let child = tokio::process::Command::new(workspace_bin("datamesh-operator")?)
             .env("KUBECONFIG", kubeconfig)
             .env("DATAMESH_HTTP_ADDR", &http_addr)
+            // each operator its own audit file (an --audit-url argument wins)
+            .env(
+                "DATAMESH_AUDIT_URL",
+                format!(
+                    "sqlite://{}/datamesh-audit-{}-{port}.db?mode=rwc",
+                    std::env::temp_dir().display(),
+                    std::process::id()
+                ),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("DATAMESH_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
