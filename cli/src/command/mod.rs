@@ -1,6 +1,14 @@
 //! One module per subcommand group; shared exit codes and output formats.
 
+pub mod agreements;
+pub mod audit;
+pub mod catalog;
+pub mod completion;
+pub mod explain;
 pub mod policy;
+mod policy_set;
+pub mod request;
+pub mod status;
 
 use std::process::ExitCode;
 
