@@ -43,8 +43,8 @@ fn normalise(text: &str) -> String {
 }
 
 /// Compares `actual` with the committed snapshot, or writes it when asked.
-fn snapshot(name: &str, actual: &str) {
-    let actual = &normalise(actual);
+fn snapshot(name: &str, raw: &str) {
+    let actual: &str = &normalise(raw);
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(format!("{name}.txt"));
