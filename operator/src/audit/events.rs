@@ -182,6 +182,41 @@ pub fn deletion_record(dsa: &DataSharingAgreement, provider: Option<&str>) -> Ne
     }
 }
 
+/// A correction convergence made where the data lives (`dropped` a role no
+/// agreement backs, `regranted` a missing one). Keyed by time: the same role
+/// may need correcting again later.
+pub fn correction_record(
+    action: &str,
+    role: &str,
+    target: &str,
+    agreement: Option<&DataSharingAgreement>,
+    product: &datamesh_crds::DataProduct,
+    reason: &str,
+    now: jiff::Timestamp,
+) -> NewRecord {
+    let mut r = match agreement {
+        Some(a) => base(a, Some(&product.spec.domain)),
+        None => NewRecord {
+            product: Some(format!(
+                "{}/{}",
+                product.namespace().unwrap_or_default(),
+                product.name_any()
+            )),
+            provider: Some(product.spec.domain.clone()),
+            ..NewRecord::default()
+        },
+    };
+    r.key = format!(
+        "correction/{target}/{role}/{action}/{}",
+        now.as_microsecond()
+    );
+    r.kind = Kind::Correction.as_str().into();
+    r.actor = OPERATOR.into();
+    r.outcome = Some(action.into());
+    r.detail = json!({"role": role, "target": target, "reason": reason});
+    r
+}
+
 /// A GovernancePolicy going into force (`version` of the new set) or being
 /// refused (`errors`), or withdrawn (`withdrawn`).
 pub fn policy_record(

@@ -246,6 +246,20 @@ pub async fn record(
         reason = %c.reason,
         "convergence corrected a grant"
     );
+    // AUDIT: every correction is on record (after the fact: it restores what
+    // the agreements already say, so there is nothing to hold back).
+    let audit = crate::audit::events::correction_record(
+        c.action.as_str(),
+        &c.role,
+        &c.target,
+        agreement,
+        product,
+        &c.reason,
+        jiff::Timestamp::now(),
+    );
+    if let Err(e) = ctx.audit.append(&audit).await {
+        tracing::error!(error = %e, role = %c.role, "cannot record a correction in the audit store");
+    }
     ctx.metrics
         .corrections
         .get_or_create(&CorrectionLabels {
