@@ -217,7 +217,11 @@ fn template_with_default_values_renders_a_hardened_ha_operator() -> Result<()> {
         "metadata.name"
     );
     assert_eq!(env["DATAMESH_LEADER_ELECT"]["value"], "true");
-    assert_eq!(env["DATAMESH_LEASE_NAME"]["value"], "dm-datamesh");
+    assert_eq!(
+        env["DATAMESH_LEASE_NAME"]["value"], "datamesh-operator",
+        "the Lease `kubectl datamesh status` looks for"
+    );
+    assert_eq!(env["DATAMESH_CONVERGENCE_SECONDS"]["value"], "60");
     assert_eq!(
         env["DATAMESH_AUDIT_URL"]["value"],
         "sqlite:///var/lib/datamesh/audit.db?mode=rwc"
@@ -251,6 +255,7 @@ fn template_with_non_default_values() -> Result<()> {
             "audit": {"databaseUrlSecret": {"name": "audit-db", "key": "DATABASE_URL"}},
             "serviceMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "prom"}},
             "leaderElection": {"leaseName": "mesh-leader"},
+            "enforcement": {"convergenceSeconds": 300},
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
             "policies": {"items": [{
                 "name": "transport-extra",
@@ -285,6 +290,7 @@ fn template_with_non_default_values() -> Result<()> {
     assert_eq!(env["DATAMESH_LOG_FORMAT"]["value"], "text");
     assert_eq!(env["RUST_LOG"]["value"], "debug");
     assert_eq!(env["DATAMESH_LEASE_NAME"]["value"], "mesh-leader");
+    assert_eq!(env["DATAMESH_CONVERGENCE_SECONDS"]["value"], "300");
     let pod = &d["spec"]["template"]["spec"];
     assert!(
         !pod["volumes"]
@@ -394,6 +400,10 @@ fn bad_values_are_refused_naming_the_key() -> Result<()> {
             "/resources/requests/cpu",
         ),
         (json!({"logging": {"format": "xml"}}), "/logging/format"),
+        (
+            json!({"enforcement": {"convergenceSeconds": 0}}),
+            "/enforcement/convergenceSeconds",
+        ),
         (
             json!({"securityContext": {"runAsNonRoot": false, "readOnlyRootFilesystem": true,
                 "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}),
@@ -559,7 +569,7 @@ fn chart_rbac_grants_exactly_the_listed_rules() -> Result<()> {
     let want_ns: BTreeMap<_, _> = [
         (k("coordination.k8s.io", "leases", ""), v(&["create"])),
         (
-            k("coordination.k8s.io", "leases", "dm-datamesh"),
+            k("coordination.k8s.io", "leases", "datamesh-operator"),
             v(&["get", "patch"]),
         ),
     ]
@@ -838,7 +848,7 @@ async fn chart_rbac_is_enough_for_a_full_agreement_lifecycle() -> Result<()> {
     let result = async {
         // the chart's ServiceAccount identity, nothing else
         let kc = service_account_kubeconfig(&client, &r).await?;
-        let lease = r.fullname();
+        let lease = "datamesh-operator".to_string();
         let instance = unique("operator");
         let audit_dir = kc.parent().map(Path::to_path_buf).unwrap_or_default();
         let audit = format!("sqlite://{}/audit.db?mode=rwc", audit_dir.display());
