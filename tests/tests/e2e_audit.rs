@@ -287,6 +287,42 @@ async fn trail_records_every_step(audit_url: &str, verify_url: &str) -> anyhow::
 
     let v = get_json(&format!("http://{}/api/v1/audit/verify", op.http_addr)).await?;
     assert_eq!(v["ok"], true, "{v}");
+    // the auditor's command reads the same records through the API
+    let out = std::process::Command::new(workspace_bin("kubectl-datamesh")?)
+        .args(["audit", "--server", &format!("http://{}", op.http_addr)])
+        .args([
+            "--consumer",
+            &w.consumer,
+            "--agreement",
+            &agreement,
+            "-o",
+            "json",
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout)?;
+    let listed: Vec<&str> = listed
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(listed, want);
+    let out = std::process::Command::new(workspace_bin("kubectl-datamesh")?)
+        .args([
+            "audit",
+            "verify",
+            "--server",
+            &format!("http://{}", op.http_addr),
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     op.kill().await?;
     let (code, out) = cli_verify(verify_url)?;
     assert_eq!(code, 0, "verify of an intact store: {out}");

@@ -372,6 +372,26 @@ mod tests {
     }
 
     #[test]
+    fn table_has_a_row_per_record() {
+        let r: AuditRecord = serde_json::from_value(serde_json::json!({
+            "seq": 7, "key": "k", "at": "2026-01-01T00:00:00Z", "kind": "grant",
+            "actor": "operator", "agreement": "planning/a", "agreementUid": null,
+            "product": "transport/bus", "consumer": "planning", "provider": "transport",
+            "purpose": "p", "outcome": "Granted", "detail": {}, "prevHash": "0", "hash": "1"
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = table(&[r]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2, "{t}");
+        assert!(lines[0].starts_with("SEQ  TIME"), "{t}");
+        assert!(
+            lines[1].starts_with("7    2026-01-01T00:00:00Z  grant"),
+            "{t}"
+        );
+        assert!(lines[1].ends_with("Granted"), "{t}");
+    }
+
+    #[test]
     fn dechunks_and_encodes() {
         assert_eq!(
             dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
