@@ -530,3 +530,100 @@ async fn a_hostile_column_name_is_one_quoted_identifier() -> anyhow::Result<()> 
     pg::exec(&format!("DROP TABLE public.{victim}, public.{t}")).await?;
     Ok(())
 }
+
+/// The agreement's `Granted` condition as (status, reason), once it exists.
+async fn granted_condition(w: &World, name: &str) -> anyhow::Result<(String, String, String)> {
+    let api = w.agreements();
+    wait_for(WAIT, || {
+        let api = api.clone();
+        async move {
+            let a = api.get(name).await.ok()?;
+            let c = datamesh_crds::condition::get(&a.status?.conditions, "Granted")?.clone();
+            Some((c.status, c.reason, c.message))
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn no_grant_no_active_and_a_retry_once_the_store_is_reachable() -> anyhow::Result<()> {
+    let w = World::new().await?;
+    let products = Api::<DataProduct>::namespaced(w.client.clone(), &w.provider_ns);
+    // a product whose admin Secret does not exist yet
+    let mut later = fixtures::product("later", &w.provider_ns, &w.provider, &w.licence);
+    later["spec"]["outputPorts"] = json!([{"name": "warehouse", "type": "postgres",
+        "postgres": {"schema": "public", "table": w.table, "adminSecretRef": {"name": "later-admin"}}}]);
+    later["spec"]["schema"] =
+        json!([{"name": "stop_id", "type": "text"}, {"name": "footfall", "type": "integer"}]);
+    create(&products, later).await?;
+    // a product only reachable through an HTTP API
+    let mut api_only = fixtures::product("api-only", &w.provider_ns, &w.provider, &w.licence);
+    api_only["spec"]["outputPorts"] = json!([{"name": "rest", "type": "api", "api": {"url": "https://api.transport.city.example/stops"}}]);
+    api_only["spec"]["schema"] =
+        json!([{"name": "stop_id", "type": "text"}, {"name": "footfall", "type": "integer"}]);
+    create(&products, api_only).await?;
+    let _op = Operator::start().await?;
+    for (name, product) in [("waits", "later"), ("unsupported", "api-only")] {
+        let mut a = fixtures::agreement(
+            name,
+            &w.consumer_ns,
+            &w.consumer,
+            (&w.provider_ns, product),
+            (&w.licence, "3.0"),
+            &fixtures::in_secs(3600),
+        );
+        a["spec"]["fields"] = json!(["stop_id", "footfall"]);
+        create(&w.agreements(), a).await?;
+    }
+
+    // Fail closed: allowed by policy, but not Active while nothing is granted.
+    let (status, reason, message) = granted_condition(&w, "waits").await?;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "AdminSecretUnusable"),
+        "{message}"
+    );
+    let (status, reason, message) = granted_condition(&w, "unsupported").await?;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PortTypeNotSupported")
+    );
+    assert!(
+        message.contains("api") && message.contains("not supported yet"),
+        "{message}"
+    );
+    for name in ["waits", "unsupported"] {
+        let s = w.agreements().get(name).await?.status.unwrap_or_default();
+        assert_ne!(
+            s.phase,
+            Some(AgreementPhase::Active),
+            "{name} is Active without a grant"
+        );
+        assert!(s.credentials_secret.is_none());
+        assert!(
+            w.secrets()
+                .get_opt(&format!("{name}-credentials"))
+                .await?
+                .is_none()
+        );
+    }
+
+    // Once the provider adds its admin Secret, the retry grants.
+    pg::admin_secret(&w.client, &w.provider_ns, "later-admin").await?;
+    let a = w.phase("waits", AgreementPhase::Active).await?;
+    assert_eq!(
+        a.status.and_then(|s| s.credentials_secret).as_deref(),
+        Some("waits-credentials")
+    );
+    let creds = w.credentials("waits-credentials").await?;
+    query(
+        creds.get("url").map(String::as_str).unwrap_or_default(),
+        &format!("SELECT footfall FROM public.{}", w.table),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("granted column not readable after the retry: {e}"))?;
+    assert_no_provider_credentials(&w, "waits").await?;
+    assert_no_provider_credentials(&w, "unsupported").await?;
+    w.cleanup().await;
+    Ok(())
+}

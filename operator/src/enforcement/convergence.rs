@@ -14,7 +14,7 @@ use kube::api::ListParams;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,10 +73,12 @@ pub async fn run(ctx: Arc<Context>, every: Duration) {
 
 /// One pass over every PostgreSQL reachable through a product's admin
 /// Secret. Returns how many corrections it made.
+///
+/// It looks without the grant lock and takes it only to correct, judging
+/// again from the agreement as the API server has it then, so a grant whose
+/// status is being written is never mistaken for an orphan.
 pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     let enf = &ctx.enforcement;
-    let _guard = enf.lock().await;
-    // fresh from the API server, not the cache: a status written a moment ago counts
     let agreements = Api::<DataSharingAgreement>::all(ctx.client.clone())
         .list(&ListParams::default())
         .await?
@@ -103,7 +105,7 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     }
 
     let mut corrections = 0;
-    let now = jiff::Timestamp::now();
+    let mut present: BTreeSet<(String, String)> = BTreeSet::new();
     for (target, (admin, product)) in &targets {
         let roles = match postgres::marked_roles(admin).await {
             Ok(r) => r,
@@ -113,17 +115,23 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             }
         };
         for marked in roles {
-            let agreement = by_role.get(&marked.role).copied();
-            let backed = agreement.is_some_and(|a| phase(a) == Some(AgreementPhase::Active));
-            if backed {
+            present.insert((target.clone(), marked.role.clone()));
+            if by_role
+                .get(&marked.role)
+                .is_some_and(|a| phase(a) == Some(AgreementPhase::Active))
+            {
                 continue;
             }
-            let reason = match agreement {
+            let _guard = enf.lock().await;
+            let agreement = fresh(ctx, &marked.label, &marked.role).await?;
+            if agreement.as_ref().and_then(phase) == Some(AgreementPhase::Active) {
+                continue; // granted since the list was taken
+            }
+            let reason = match &agreement {
                 None => format!("no agreement backs it (was {})", marked.label),
                 Some(a) => format!(
-                    "agreement {}/{} is {}",
-                    a.namespace().unwrap_or_default(),
-                    a.name_any(),
+                    "agreement {} is {}",
+                    name_of(a),
                     phase(a).unwrap_or(AgreementPhase::Pending).as_str()
                 ),
             };
@@ -134,10 +142,10 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
                         action: Action::Dropped,
                         role: marked.role.clone(),
                         target: target.clone(),
-                        agreement: agreement.map(name_of),
+                        agreement: agreement.as_ref().map(name_of),
                         reason,
                     };
-                    record(ctx, &c, agreement, product).await;
+                    record(ctx, &c, agreement.as_ref(), product).await;
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -148,17 +156,8 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     }
 
     // Active agreements whose role or Secret is missing get them again.
-    for a in agreements.iter().filter(|a| {
-        phase(a) == Some(AgreementPhase::Active) && a.metadata.deletion_timestamp.is_none()
-    }) {
-        let status = a.status.as_ref();
-        if status
-            .and_then(|s| s.active_until.as_deref())
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .is_some_and(|t| t <= now)
-        {
-            continue; // ending now; the reconciler revokes it
-        }
+    let now = jiff::Timestamp::now();
+    for a in agreements.iter().filter(|a| live_active(a, now)) {
         let Some(uid) = a.uid() else { continue };
         let Some(product) = ctx.stores.products.get(
             &kube::runtime::reflector::ObjectRef::new(&a.spec.product.name)
@@ -173,30 +172,41 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             continue;
         };
         let role = postgres::role_name(&uid);
-        let has_role = match postgres::has_role(&admin, &role).await {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(%role, error = %e, "convergence cannot check role");
-                continue;
-            }
-        };
-        let secret = status
+        if !targets.contains_key(&admin.target()) {
+            continue; // its roles could not be listed this pass
+        }
+        let has_role = present.contains(&(admin.target(), role.clone()));
+        let secret = a
+            .status
+            .as_ref()
             .and_then(|s| s.credentials_secret.clone())
             .unwrap_or_else(|| super::secret_name(&a.name_any()));
-        let has_secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
             ctx.client.clone(),
             &a.namespace().unwrap_or_default(),
-        )
-        .get_opt(&secret)
-        .await?
-        .is_some();
+        );
+        let has_secret = secrets.get_opt(&secret).await?.is_some();
         if has_role && has_secret {
             continue;
         }
-        let fields = status.map(|s| s.granted_fields.clone()).unwrap_or_default();
-        let until = status.and_then(|s| s.active_until.clone());
+        let _guard = enf.lock().await;
+        let Some(a) = fresh(ctx, &role_label_of(a), &role)
+            .await?
+            .filter(|a| live_active(a, now))
+        else {
+            continue; // ended since the list was taken
+        };
+        let status = a.status.clone().unwrap_or_default();
         // ENFORCEMENT: grant (convergence re-grant)
-        match enf.grant(a, &product, &fields, until.as_deref()).await {
+        match enf
+            .grant(
+                &a,
+                &product,
+                &status.granted_fields,
+                status.active_until.as_deref(),
+            )
+            .await
+        {
             Ok(_) => {
                 corrections += 1;
                 let missing = match (has_role, has_secret) {
@@ -208,17 +218,57 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
                     action: Action::Regranted,
                     role,
                     target: admin.target(),
-                    agreement: Some(name_of(a)),
+                    agreement: Some(name_of(&a)),
                     reason: format!("Active agreement's {missing} was missing"),
                 };
-                record(ctx, &c, Some(a), &product).await;
+                record(ctx, &c, Some(&a), &product).await;
             }
             Err(e) => {
-                tracing::warn!(agreement = %name_of(a), error = %e, "convergence cannot re-grant")
+                tracing::warn!(agreement = %name_of(&a), error = %e, "convergence cannot re-grant")
             }
         }
     }
     Ok(corrections)
+}
+
+/// Active, not being deleted, and not past its end (the reconciler is about
+/// to revoke those).
+fn live_active(a: &DataSharingAgreement, now: jiff::Timestamp) -> bool {
+    phase(a) == Some(AgreementPhase::Active)
+        && a.metadata.deletion_timestamp.is_none()
+        && a.status
+            .as_ref()
+            .and_then(|s| s.active_until.as_deref())
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .is_none_or(|t| t > now)
+}
+
+fn role_label_of(a: &DataSharingAgreement) -> String {
+    super::role_label(a)
+}
+
+/// The agreement a role was made for, as the API server has it now: the one
+/// named in the role's label (`namespace/name uid`), if its uid still gives
+/// that role (a re-created agreement of the same name is another one).
+async fn fresh(
+    ctx: &Context,
+    label: &str,
+    role: &str,
+) -> Result<Option<DataSharingAgreement>, kube::Error> {
+    let Some((ns, name)) = label
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.split_once('/'))
+    else {
+        return Ok(None);
+    };
+    if ns.is_empty() || name.is_empty() {
+        return Ok(None);
+    }
+    let a = Api::<DataSharingAgreement>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await?;
+    Ok(a.filter(|a| a.uid().is_some_and(|u| postgres::role_name(&u) == role)))
 }
 
 fn phase(a: &DataSharingAgreement) -> Option<AgreementPhase> {

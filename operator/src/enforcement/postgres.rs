@@ -78,7 +78,9 @@ impl Admin {
     /// error never repeats the URL.
     pub fn parse(url: &str) -> Result<Self, String> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|_| "not a valid postgres:// connection URL".to_string())?;
+            .map_err(|_| "not a valid postgres:// connection URL".to_string())?
+            // bounded, so a stuck database never holds the grant lock for long
+            .options([("statement_timeout", "20000"), ("lock_timeout", "10000")]);
         let password = url
             .split_once("://")
             .and_then(|(_, rest)| rest.split_once('@'))
