@@ -159,6 +159,18 @@ fn helm_lint_is_clean() -> Result<()> {
         "{out}"
     );
     assert!(out.contains("0 chart(s) failed"), "{out}");
+    // and with the non-default settings a production install uses
+    let out = helm_ok(&[
+        "lint",
+        "--strict",
+        &chart,
+        "--set",
+        "replicas=1,serviceMonitor.enabled=true,audit.databaseUrlSecret.name=audit-db,otlp.endpoint=http://otel:4317",
+    ])?;
+    assert!(
+        !out.contains("[WARNING]") && !out.contains("[ERROR]"),
+        "{out}"
+    );
     Ok(())
 }
 
@@ -410,6 +422,10 @@ fn bad_values_are_refused_naming_the_key() -> Result<()> {
             "/securityContext/runAsNonRoot",
         ),
         (json!({"replica": 2}), "replica"),
+        (
+            json!({"podSecurityContext": {"runAsNonRoot": true, "runAsUser": 0}}),
+            "/podSecurityContext/runAsUser",
+        ),
         (
             json!({"audit": {"sqlite": {"persistence": {"size": "lots"}}}}),
             "/audit/sqlite/persistence/size",
@@ -980,10 +996,9 @@ async fn chart_rbac_is_enough_for_a_full_agreement_lifecycle() -> Result<()> {
         }
 
         // deleting the products revokes their agreements (finalizers as the chart's identity)
-        products.delete("bus", &DeleteParams::default()).await?;
-        products.delete("fares", &DeleteParams::default()).await?;
-        for name in ["plan", "study"] {
-            phase(&agreements, name, AgreementPhase::Revoked).await?;
+        for (product, agreement) in [("bus", "plan"), ("fares", "study")] {
+            products.delete(product, &DeleteParams::default()).await?;
+            phase(&agreements, agreement, AgreementPhase::Revoked).await?;
         }
         for secret in &credentials {
             assert!(
