@@ -412,3 +412,111 @@ impl Cluster {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Option<Cluster> {
+        let config = Config::new("https://127.0.0.1:1".parse().ok()?);
+        Some(Cluster {
+            client: Client::try_from(config).ok()?,
+            namespace: "default".into(),
+            namespace_given: false,
+            all_namespaces: false,
+            server: "https://127.0.0.1:1/".into(),
+            kubeconfig: "/tmp/kc".into(),
+        })
+    }
+
+    fn status(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            message: message.into(),
+            ..Default::default()
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_missing_crd_says_how_to_install() {
+        let Some(c) = cluster() else {
+            panic!("no client")
+        };
+        let e = c.error(
+            Op::list("dataproducts", "DataProduct", None),
+            status(404, "the server could not find the requested resource"),
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("datamesh is not installed in this cluster"),
+            "{text}"
+        );
+        assert!(
+            text.contains("helm install datamesh charts/datamesh"),
+            "{text}"
+        );
+        assert_eq!(e.exit(), crate::command::Exit::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_missing_object_is_not_a_missing_install() {
+        let Some(c) = cluster() else {
+            panic!("no client")
+        };
+        let e = c.error(
+            Op::on("get", "dataproducts", "DataProduct", Some("x"), "nope"),
+            status(404, "dataproducts.datamesh.dev \"nope\" not found"),
+        );
+        assert!(matches!(e, CliError::NotFound { .. }), "{e}");
+        assert!(e.to_string().contains("kubectl datamesh catalog"));
+        assert_eq!(e.exit(), crate::command::Exit::BadInput);
+    }
+
+    #[tokio::test]
+    async fn forbidden_names_verb_and_resource() {
+        let Some(c) = cluster() else {
+            panic!("no client")
+        };
+        let e = c.error(
+            Op::on(
+                "create",
+                "agreementapprovals",
+                "AgreementApproval",
+                Some("social-care"),
+                "a",
+            ),
+            status(
+                403,
+                "agreementapprovals.datamesh.dev is forbidden: User \"bob\" cannot create",
+            ),
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("you may not create agreementapprovals in namespace social-care"),
+            "{text}"
+        );
+        assert!(text.contains("ask the owners of the domain"), "{text}");
+    }
+
+    #[test]
+    fn refs_split_on_the_slash_or_take_the_namespace() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let Ok(rt) = rt else { panic!("runtime") };
+        let _guard = rt.enter();
+        let Some(c) = cluster() else {
+            panic!("no client")
+        };
+        assert_eq!(
+            split_ref("ns/name", &c).ok(),
+            Some(("ns".into(), "name".into()))
+        );
+        assert_eq!(
+            split_ref("name", &c).ok(),
+            Some(("default".into(), "name".into()))
+        );
+        assert!(split_ref("a/b/c", &c).is_err());
+        assert!(split_ref("/b", &c).is_err());
+    }
+}

@@ -234,3 +234,33 @@ fn no_cluster_names_the_kubeconfig() {
     assert!(err.contains("cannot use kubeconfig"), "{err}");
     assert!(err.contains("datamesh-no-such-kubeconfig"), "{err}");
 }
+
+#[test]
+fn no_colour_when_stdout_is_not_a_terminal() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-datamesh"))
+        .args([
+            "request",
+            "case-records",
+            "--consumer",
+            "civic-mobility",
+            "--purpose",
+            "marketing",
+            "--fields",
+            "person_key",
+            "--until",
+            "2027-03-31",
+            "--dry-run",
+            "--from-files",
+            "examples/city",
+        ])
+        .current_dir(repo())
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run kubectl-datamesh: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Deny"), "{stdout}");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "escape codes in piped output: {stdout:?}"
+    );
+}
