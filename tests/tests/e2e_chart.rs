@@ -82,13 +82,30 @@ fn helm_ok(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
-/// A values file in a fresh temporary directory.
-fn values_file(name: &str, values: &Value) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(unique("datamesh-chart-values"));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(name);
+/// A temporary directory, removed when dropped: values files, the
+/// ServiceAccount's kubeconfig (it holds a token), the operator's audit file.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(prefix: &str) -> Result<Self> {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A values file in a fresh temporary directory (kept while the Scratch lives).
+fn values_file(name: &str, values: &Value) -> Result<(Scratch, String)> {
+    let dir = Scratch::new("datamesh-chart-values")?;
+    let path = dir.0.join(name);
     std::fs::write(&path, serde_yaml::to_string(values)?)?;
-    Ok(path)
+    Ok((dir, path.to_string_lossy().to_string()))
 }
 
 /// `helm template` of `chart` with extra arguments, as parsed documents.
@@ -258,7 +275,7 @@ fn template_with_default_values_renders_a_hardened_ha_operator() -> Result<()> {
 
 #[test]
 fn template_with_non_default_values() -> Result<()> {
-    let values = values_file(
+    let (_dir, values) = values_file(
         "prod.yaml",
         &json!({
             "replicas": 1,
@@ -277,7 +294,7 @@ fn template_with_non_default_values() -> Result<()> {
             }]},
         }),
     )?;
-    let docs = render(&["-f", &values.to_string_lossy()])?;
+    let docs = render(&["-f", &values])?;
     let k = kinds(&docs);
     assert!(
         k.contains("ServiceMonitor") && k.contains("GovernancePolicy"),
@@ -349,7 +366,8 @@ fn template_with_non_default_values() -> Result<()> {
 #[test]
 fn governance_policies_come_from_files_in_the_chart() -> Result<()> {
     // a copy of the chart with one more policy file, as a board would ship it
-    let copy = std::env::temp_dir().join(unique("datamesh-chart-copy"));
+    let scratch = Scratch::new("datamesh-chart-copy")?;
+    let copy = scratch.0.join("datamesh");
     let status = std::process::Command::new("cp")
         .args(["-r"])
         .arg(chart_dir())
@@ -393,7 +411,6 @@ fn governance_policies_come_from_files_in_the_chart() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&copy);
     Ok(())
 }
 
@@ -436,8 +453,7 @@ fn bad_values_are_refused_naming_the_key() -> Result<()> {
         ),
     ];
     for (values, key) in cases {
-        let file = values_file("bad.yaml", &values)?;
-        let file = file.to_string_lossy().to_string();
+        let (_dir, file) = values_file("bad.yaml", &values)?;
         for cmd in [
             vec!["template", "dm", &chart, "-f", &file],
             vec!["lint", &chart, "-f", &file],
@@ -690,7 +706,7 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
 
     let scope = unique("chart-test-domain");
     let policy = unique("chart-policy");
-    let values = values_file(
+    let (_values_dir, values) = values_file(
         "install.yaml",
         &json!({"policies": {"items": [{
             "name": policy, "domain": scope,
@@ -698,7 +714,7 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
             "policies": "@id(\"chart-test\")\n@reason(\"installed by the chart test\")\npermit (principal, action == DataMesh::Action::\"Read\", resource);\n"
         }]}}),
     )?;
-    let r = Release::install(&client, "dm-install", &["-f", &values.to_string_lossy()]).await?;
+    let r = Release::install(&client, "dm-install", &["-f", &values]).await?;
     let result = async {
         let full = r.fullname();
         let ns = r.ns.as_str();
@@ -725,7 +741,7 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
 
         // upgrade: one replica, text logs, a second policy
         let second = unique("chart-policy");
-        let upgrade = values_file(
+        let (_upgrade_dir, upgrade) = values_file(
             "upgrade.yaml",
             &json!({"replicas": 1, "logging": {"format": "text"},
                 "policies": {"items": [
@@ -734,7 +750,7 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
                 ]}}),
         )?;
         let chart = chart_dir().to_string_lossy().to_string();
-        helm_ok(&["upgrade", &r.name, &chart, "--namespace", ns, "-f", &upgrade.to_string_lossy()])?;
+        helm_ok(&["upgrade", &r.name, &chart, "--namespace", ns, "-f", &upgrade])?;
         let d = Api::<Deployment>::namespaced(client.clone(), ns).get(&full).await?;
         assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(1));
         let env = d
@@ -798,7 +814,7 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
 }
 
 /// A kubeconfig that authenticates with a token of the release's ServiceAccount.
-async fn service_account_kubeconfig(client: &Client, r: &Release) -> Result<PathBuf> {
+async fn service_account_kubeconfig(client: &Client, r: &Release) -> Result<(Scratch, PathBuf)> {
     let tr: TokenRequest = serde_json::from_value(json!({
         "spec": {"audiences": [], "expirationSeconds": 3600}
     }))?;
@@ -817,11 +833,10 @@ async fn service_account_kubeconfig(client: &Client, r: &Release) -> Result<Path
         "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "operator"}}],
         "current-context": "operator",
     });
-    let dir = std::env::temp_dir().join(unique("datamesh-sa"));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("kubeconfig");
+    let dir = Scratch::new("datamesh-sa")?;
+    let path = dir.0.join("kubeconfig");
     std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
-    Ok(path)
+    Ok((dir, path))
 }
 
 async fn phase(
@@ -863,10 +878,10 @@ async fn chart_rbac_is_enough_for_a_full_agreement_lifecycle() -> Result<()> {
         (unique("transport"), unique("mobility"), unique("ogl"));
     let result = async {
         // the chart's ServiceAccount identity, nothing else
-        let kc = service_account_kubeconfig(&client, &r).await?;
+        let (scratch, kc) = service_account_kubeconfig(&client, &r).await?;
         let lease = "datamesh-operator".to_string();
         let instance = unique("operator");
-        let audit_dir = kc.parent().map(Path::to_path_buf).unwrap_or_default();
+        let audit_dir = scratch.0.clone();
         let audit = format!("sqlite://{}/audit.db?mode=rwc", audit_dir.display());
         let op = Operator::start_with(
             &kc,
