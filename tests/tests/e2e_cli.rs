@@ -186,6 +186,18 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
         r.stdout
     );
 
+    // The DCAT export holds the open products only.
+    let r = plugin(&kc, &["catalog", "export", "--format", "dcat"]).await?;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dcat: serde_json::Value = serde_json::from_str(&r.stdout)?;
+    assert_eq!(dcat["@type"], "dcat:Catalog");
+    let ids = dcat["dcat:dataset"].to_string();
+    assert!(ids.contains("bus-punctuality"), "{ids}");
+    assert!(
+        !ids.contains("case-records"),
+        "personal data in the open catalogue: {ids}"
+    );
+
     let r = plugin(
         &kc,
         &["catalog", "show", "environment/air-quality-readings"],
