@@ -320,6 +320,13 @@ pub async fn run(cluster: &Cluster, args: &ExplainArgs) -> Result<Exit, CliError
             );
         }
     }
+    // The operator's grant at the data store, when it has tried one.
+    if let Some(g) = datamesh_crds::condition::get(&status.conditions, "Granted") {
+        output::field(
+            "Granted at the store",
+            format!("{} ({}: {})", output::paint(&g.status), g.reason, g.message),
+        );
+    }
     if let Some(s) = &status.credentials_secret {
         output::field("Credentials", format!("Secret {ns}/{s}"));
     }
