@@ -63,6 +63,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let exit = match cli.command {
+        Command::Policy(command::policy::PolicyCommand::Diff(args)) if args.is_live() => {
+            with_cluster(&cli.cluster, |c| async move {
+                let documents = command::policy_set::live_documents(&c).await?;
+                Ok(command::policy::diff_live(&args, documents))
+            })
+        }
         Command::Policy(cmd) => command::policy::run(cmd),
         Command::Audit(args) => {
             let cluster = cli.cluster.clone();

@@ -352,6 +352,43 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
         civic.delete(n, &Default::default()).await?;
     }
 
+    // policy diff --live: dropping open-read would deny the city's open-data agreements.
+    let proposed = std::env::temp_dir().join(unique("cli-policies"));
+    std::fs::create_dir_all(&proposed)?;
+    for entry in std::fs::read_dir(repo_root().join("policies/cedar"))? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        let text = match (
+            text.find("@id(\"open-read\")"),
+            text.find("@id(\"internal-same-sector\")"),
+        ) {
+            (Some(a), Some(b)) if a < b => format!("{}{}", &text[..a], &text[b..]),
+            _ => text,
+        };
+        std::fs::write(proposed.join(entry_name(&path)), text)?;
+    }
+    let old_dir = repo_root().join("policies/cedar");
+    let r = plugin(
+        &kc,
+        &[
+            "policy",
+            "diff",
+            old_dir.to_str().unwrap_or_default(),
+            proposed.to_str().unwrap_or_default(),
+            "--live",
+            "--exit-code",
+        ],
+    )
+    .await?;
+    let _ = std::fs::remove_dir_all(&proposed);
+    assert_eq!(r.code, 1, "changes found: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("civic-mobility/bus-punctuality-for-feeder-planning: Allow -> Deny"),
+        "{}",
+        r.stdout
+    );
+
     // Errors say what to do next.
     let r = plugin(
         &kc,
@@ -414,4 +451,10 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
         r.stderr
     );
     Ok(())
+}
+
+fn entry_name(path: &Path) -> std::ffi::OsString {
+    path.file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default()
 }

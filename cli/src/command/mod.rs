@@ -6,7 +6,7 @@ pub mod catalog;
 pub mod completion;
 pub mod explain;
 pub mod policy;
-mod policy_set;
+pub mod policy_set;
 pub mod request;
 pub mod status;
 

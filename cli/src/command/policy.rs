@@ -155,8 +155,12 @@ pub struct DiffArgs {
     new: PathBuf,
     /// Files or directories with the agreements and the Domains, DataProducts
     /// and Licences they refer to (multi-document YAML, `kind: List` too).
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "live")]
     agreements: Vec<PathBuf>,
+    /// Decide the agreements in the cluster (with the Domains, DataProducts
+    /// and Licences there) instead of files; uses --kubeconfig/--context.
+    #[arg(long, conflicts_with = "agreements")]
+    live: bool,
     #[command(flatten)]
     policies: PolicyDirArgs,
     /// Decision time (RFC 3339); defaults to now.
@@ -822,9 +826,56 @@ fn diff(args: &DiffArgs) -> Result<Exit, InputError> {
             objects.load(&file)?;
         }
     }
+    diff_objects(args, old, new, objects)
+}
+
+impl DiffArgs {
+    /// Whether the agreements come from the cluster (`--live`).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+}
+
+/// `policy diff --live`: the same comparison over the cluster's agreements,
+/// Domains, DataProducts and Licences (given as their JSON/YAML documents).
+pub fn diff_live(args: &DiffArgs, documents: Vec<serde_yaml::Value>) -> Exit {
+    let result = (|| {
+        let old = load_policies(&args.old, args.policies.defaults)?;
+        let new = load_policies(&args.new, args.policies.defaults)?;
+        let (old, new) = match (PolicyEngine::new(old), PolicyEngine::new(new)) {
+            (Ok(o), Ok(n)) => (o, n),
+            (o, n) => {
+                for (label, result) in [("OLD", o.err()), ("NEW", n.err())] {
+                    if let Some(err) = result {
+                        eprintln!("{label} policies are invalid:");
+                        print_policy_errors(&err, args.output);
+                    }
+                }
+                return Ok(Exit::Failed);
+            }
+        };
+        let mut objects = Objects::default();
+        let source = Path::new("<cluster>");
+        for doc in documents {
+            objects.add(source, "", doc)?;
+        }
+        diff_objects(args, old, new, objects)
+    })();
+    result.unwrap_or_else(|e| {
+        eprintln!("{}", render(&e));
+        Exit::BadInput
+    })
+}
+
+fn diff_objects(
+    args: &DiffArgs,
+    old: PolicyEngine,
+    new: PolicyEngine,
+    objects: Objects,
+) -> Result<Exit, InputError> {
     if objects.agreements.is_empty() {
         return Err(InputError::Invalid(
-            "no DataSharingAgreement found in the --agreements files".into(),
+            "no DataSharingAgreement found in the --agreements files (or, with --live, in the cluster)".into(),
         ));
     }
     let now = timestamp("now", args.now.as_deref())?;

@@ -67,3 +67,20 @@ pub async fn load(cluster: &Cluster) -> Result<LiveSet, CliError> {
         }
     }
 }
+
+/// The cluster's agreements and the Domains, DataProducts and Licences they
+/// refer to, as documents for `policy diff --live`.
+pub async fn live_documents(cluster: &Cluster) -> Result<Vec<serde_yaml::Value>, CliError> {
+    use datamesh_crds::{DataProduct, DataSharingAgreement, Domain, Licence};
+    fn docs<T: serde::Serialize>(items: &[T]) -> Result<Vec<serde_yaml::Value>, CliError> {
+        items
+            .iter()
+            .map(|i| serde_yaml::to_value(i).map_err(|e| CliError::Output(e.to_string())))
+            .collect()
+    }
+    let mut out = docs(&cluster.list_cluster::<Domain>().await?)?;
+    out.extend(docs(&cluster.list_cluster::<Licence>().await?)?);
+    out.extend(docs(&cluster.list_in::<DataProduct>(None).await?)?);
+    out.extend(docs(&cluster.list_in::<DataSharingAgreement>(None).await?)?);
+    Ok(out)
+}
