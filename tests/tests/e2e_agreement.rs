@@ -489,6 +489,112 @@ async fn a_shortened_licence_ends_agreements_at_the_new_limit() -> anyhow::Resul
 }
 
 #[tokio::test]
+async fn retirement_and_sunset_end_agreements_and_unaffected_ones_are_left_alone()
+-> anyhow::Result<()> {
+    let w = World::new("private").await?;
+    let _op = Operator::start().await?;
+    w.product("bus", "open").await?;
+    w.product("tickets", "open").await?;
+    w.product("other", "open").await?;
+    w.request("on-bus", "bus", "2027-06-30T00:00:00Z").await?;
+    w.request("on-tickets", "tickets", "2027-06-30T00:00:00Z")
+        .await?;
+    w.request("on-other", "other", "2027-06-30T00:00:00Z")
+        .await?;
+    for name in ["on-bus", "on-tickets", "on-other"] {
+        w.phase(name, AgreementPhase::Active).await?;
+    }
+    let untouched = w
+        .agreements()
+        .get("on-other")
+        .await?
+        .metadata
+        .resource_version;
+
+    // Retiring a product ends every agreement on it, naming the policy.
+    let retire = json!({"spec": {"lifecycle": {"stage": "retired"}}});
+    w.products()
+        .patch("bus", &PatchParams::default(), &Patch::Merge(&retire))
+        .await?;
+    let a = w.phase("on-bus", AgreementPhase::Revoked).await?;
+    assert!(
+        reason_ids(&a).contains(&"retired-never".to_string()),
+        "{:?}",
+        reason_ids(&a)
+    );
+
+    // Deprecating with a sunset date keeps existing agreements until the sunset, then they expire.
+    let sunset = fixtures::in_secs(5);
+    let deprecate = json!({"spec": {"lifecycle": {"stage": "deprecated", "sunsetDate": sunset}}});
+    w.products()
+        .patch(
+            "tickets",
+            &PatchParams::default(),
+            &Patch::Merge(&deprecate),
+        )
+        .await?;
+    let api = w.agreements();
+    let want: jiff::Timestamp = sunset.parse()?;
+    wait_for(WAIT, || {
+        let api = api.clone();
+        async move {
+            let s = api.get("on-tickets").await.ok()?.status?;
+            let until: jiff::Timestamp = s.active_until?.parse().ok()?;
+            (until == want && s.phase == Some(AgreementPhase::Active)).then_some(())
+        }
+    })
+    .await?;
+    let a = w.phase("on-tickets", AgreementPhase::Expired).await?;
+    assert_eq!(
+        a.status
+            .and_then(|s| s.ended_at)
+            .map(|t| t.parse::<jiff::Timestamp>().ok()),
+        Some(Some(want))
+    );
+
+    // A policy change decides every agreement again; one still allowed is not written.
+    let gps = Api::<GovernancePolicy>::all(w.client.clone());
+    let gp = unique("unrelated");
+    create(&gps, json!({
+        "apiVersion": "datamesh.dev/v1alpha1", "kind": "GovernancePolicy", "metadata": {"name": gp},
+        "spec": {"policies": format!("@id(\"{gp}\")\n@reason(\"no sharing with a domain that does not exist\")\nforbid (principal == DataMesh::Domain::\"nobody-{gp}\", action, resource);")}
+    })).await?;
+    wait_for(WAIT, || {
+        let gps = gps.clone();
+        let gp = gp.clone();
+        async move {
+            gps.get(&gp)
+                .await
+                .ok()?
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Valid" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        w.agreements()
+            .get("on-other")
+            .await?
+            .metadata
+            .resource_version,
+        untouched
+    );
+    gps.delete(&gp, &Default::default()).await?;
+    wait_for(WAIT, || {
+        let gps = gps.clone();
+        let gp = gp.clone();
+        async move { gps.get_opt(&gp).await.ok()?.is_none().then_some(()) }
+    })
+    .await?;
+    w.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn deleting_a_product_revokes_its_agreements_first() -> anyhow::Result<()> {
     let w = World::new("private").await?;
     let _op = Operator::start().await?;
@@ -527,8 +633,8 @@ async fn a_killed_operator_converges_every_agreement_exactly_once() -> anyhow::R
     let op = Operator::start_with(&kc, &args).await?;
     let api = w.agreements();
     let pp = PostParams::default();
-    for i in 0..200 {
-        let product = if i % 4 == 0 { "fares" } else { "bus" };
+    for i in 0..200usize {
+        let product = if i.is_multiple_of(4) { "fares" } else { "bus" };
         let a = fixtures::agreement(
             &format!("req-{i}"),
             &w.consumer_ns,

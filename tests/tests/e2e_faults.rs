@@ -64,7 +64,7 @@ impl Scene {
     /// Creates agreement `i` (every fourth on the restricted product), retrying
     /// while the API server is down.
     async fn request(&self, i: usize) -> anyhow::Result<()> {
-        let product = if i % 4 == 0 { "fares" } else { "bus" };
+        let product = if i.is_multiple_of(4) { "fares" } else { "bus" };
         let a = fixtures::agreement(
             &format!("req-{i}"),
             &self.consumer_ns,

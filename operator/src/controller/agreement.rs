@@ -91,6 +91,7 @@ pub async fn run(ctx: Arc<Context>) {
             },
         )
         .reconcile_all_on(versions)
+        .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone());
     let gauge = tokio::spawn(count_active(ctx));

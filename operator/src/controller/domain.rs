@@ -50,6 +50,7 @@ pub async fn run(ctx: Arc<Context>) {
             Api::<RoleBinding>::all(ctx.client.clone()),
             watcher::Config::default(),
         )
+        .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);
     drain("Domain", stream).await;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub async fn run(ctx: Arc<Context>) {
     let api = Api::<Licence>::all(ctx.client.clone());
     let stream = Controller::new(api, watcher::Config::default())
+        .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);
     drain("Licence", stream).await;

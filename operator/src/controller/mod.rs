@@ -80,3 +80,40 @@ where
         })
         .await;
 }
+
+/// Backoff for a controller's watches after a watch error (an API server or
+/// etcd restart). All of a controller's watches share one backoff, and while
+/// it sleeps no event is handled, so the stock exponential backoff (up to 30 s
+/// per error, several errors per restart) could leave a controller deaf for
+/// minutes. This one retries quickly and caps at a few seconds.
+#[derive(Debug, Clone)]
+pub(crate) struct TriggerBackoff {
+    next: Duration,
+}
+
+impl Default for TriggerBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl TriggerBackoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(3);
+}
+
+impl Iterator for TriggerBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for TriggerBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}

@@ -50,6 +50,7 @@ pub async fn run(ctx: Arc<Context>) {
                 })
             },
         )
+        .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);
     drain("DataProduct", stream).await;

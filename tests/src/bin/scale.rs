@@ -1,0 +1,427 @@
+//! Scale benchmark of the operator against the real local API server (not a
+//! test: it measures). It creates D domains, P DataProducts and A
+//! DataSharingAgreements, then measures in one run:
+//!
+//! - the floor: how long the API server alone takes to accept A status writes;
+//! - the operator from start to every agreement in its final phase, its writes
+//!   against the minimum (one status write per object that changed), peak RSS
+//!   and CPU time, and decision latency (from its histogram);
+//! - a steady-state resync (operator restarted): writes must be zero;
+//! - a policy change that revokes 10% of agreements: time until all show it.
+//!
+//! `cargo run --release -p datamesh-e2e --bin scale -- --domains 100 --products 10000 --agreements 50000`
+//! with KUBECONFIG pointing at `scripts/cluster.sh up` and a release operator
+//! built (`cargo build --release -p datamesh-operator`).
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use datamesh_crds::{DataSharingAgreement, Domain, GovernancePolicy, Licence};
+use datamesh_e2e::*;
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Domains (each owns one namespace; every domain is provider and consumer).
+    #[arg(long, default_value_t = 100)]
+    domains: usize,
+    /// DataProducts, spread over the domains.
+    #[arg(long, default_value_t = 10_000)]
+    products: usize,
+    /// DataSharingAgreements, spread over consumers and products.
+    #[arg(long, default_value_t = 50_000)]
+    agreements: usize,
+    /// Requests in flight when creating objects and measuring the floor.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// The operator binary to measure.
+    #[arg(long, default_value = "target/release/datamesh-operator")]
+    operator: PathBuf,
+}
+
+struct Running {
+    child: tokio::process::Child,
+    addr: String,
+}
+
+impl Running {
+    async fn start(bin: &PathBuf, lease: &str) -> Result<Self> {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = format!("127.0.0.1:{}", l.local_addr()?.port());
+        drop(l);
+        let child = tokio::process::Command::new(bin)
+            .env("KUBECONFIG", admin_kubeconfig()?)
+            .env("DATAMESH_HTTP_ADDR", &addr)
+            .env("RUST_LOG", "warn")
+            .args(["--lease-name", lease, "--lease-seconds", "5"])
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Self { child, addr })
+    }
+
+    async fn metric(&self, name: &str, filter: &str) -> f64 {
+        let Ok((_, text)) = http_get(&format!("http://{}/metrics", self.addr)).await else {
+            return 0.0;
+        };
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(filter))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    async fn metrics_text(&self) -> String {
+        http_get(&format!("http://{}/metrics", self.addr))
+            .await
+            .map(|r| r.1)
+            .unwrap_or_default()
+    }
+
+    /// Peak resident memory (KiB) and CPU seconds from /proc.
+    fn usage(&self) -> (u64, f64) {
+        let Some(pid) = self.child.id() else {
+            return (0, 0.0);
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = [11usize, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+            .sum();
+        (hwm, ticks / 100.0)
+    }
+}
+
+async fn create_all(
+    client: &Client,
+    items: Vec<(Option<String>, serde_json::Value)>,
+    concurrency: usize,
+) -> Result<()> {
+    futures::stream::iter(items)
+        .map(|(ns, v)| {
+            let client = client.clone();
+            async move {
+                let obj: kube::api::DynamicObject = serde_json::from_value(v)?;
+                let types = obj.types.clone().unwrap_or_default();
+                let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::try_from(
+                    &types,
+                )?);
+                let ar = kube::api::ApiResource {
+                    plural: plural(&types.kind),
+                    ..ar
+                };
+                let api: Api<kube::api::DynamicObject> = match ns {
+                    Some(ns) => Api::namespaced_with(client, &ns, &ar),
+                    None => Api::all_with(client, &ar),
+                };
+                match api.create(&PostParams::default(), &obj).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    Err(e) => Err(anyhow::Error::from(e)),
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+fn plural(kind: &str) -> String {
+    match kind {
+        "Namespace" => "namespaces".into(),
+        "Licence" => "licences".into(),
+        "GovernancePolicy" => "governancepolicies".into(),
+        other => format!("{}s", other.to_lowercase()),
+    }
+}
+
+/// p-quantile of a Prometheus histogram (upper bound of the bucket that reaches it).
+fn histogram_quantile(text: &str, name: &str, q: f64) -> Option<f64> {
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last()?.1;
+    buckets
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map(|(le, _)| *le)
+}
+
+async fn phases(
+    api: &Api<DataSharingAgreement>,
+) -> Result<std::collections::BTreeMap<String, usize>> {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut lp = ListParams::default().limit(5000);
+    loop {
+        let page = api.list(&lp).await?;
+        for a in &page.items {
+            let p = a
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .map(|p| p.as_str())
+                .unwrap_or("None");
+            *counts.entry(p.to_string()).or_insert(0) += 1;
+        }
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => break,
+        }
+    }
+    Ok(counts)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let client = admin().await?;
+    install_crds(&client).await?;
+    let run = unique("scale");
+    let (d, p, a) = (args.domains, args.products, args.agreements);
+    println!("scale run {run}: {d} domains, {p} products, {a} agreements");
+
+    // Setup (not measured): namespaces, domains, a licence, products, agreements.
+    let t = Instant::now();
+    let dom = |i: usize| format!("{run}-d{i}");
+    let mut items = Vec::new();
+    for i in 0..d {
+        items.push((
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": dom(i)}}),
+        ));
+    }
+    create_all(&client, items, args.concurrency).await?;
+    let lic = format!("{run}-ogl");
+    create(
+        &Api::<Licence>::all(client.clone()),
+        fixtures::licence(&lic),
+    )
+    .await?;
+    let mut items = Vec::new();
+    for i in 0..d {
+        items.push((
+            None,
+            fixtures::domain_with(
+                &dom(i),
+                &[&dom(i)],
+                if i % 2 == 0 { "public" } else { "private" },
+                &[],
+            ),
+        ));
+    }
+    create_all(&client, items, args.concurrency).await?;
+    let mut items = Vec::new();
+    for j in 0..p {
+        let owner = j % d;
+        let mut v = fixtures::product(&format!("p{j}"), &dom(owner), &dom(owner), &lic);
+        if j % 10 == 9 {
+            v["spec"]["classification"] = json!("restricted");
+        }
+        items.push((Some(dom(owner)), v));
+    }
+    create_all(&client, items, args.concurrency).await?;
+    let mut items = Vec::new();
+    for k in 0..a {
+        let consumer = k % d;
+        let j = (k * 7919) % p;
+        let owner = j % d;
+        let v = fixtures::agreement(
+            &format!("a{k}"),
+            &dom(consumer),
+            &dom(consumer),
+            (&dom(owner), &format!("p{j}")),
+            (&lic, "3.0"),
+            "2027-06-30T00:00:00Z",
+        );
+        items.push((Some(dom(consumer)), v));
+    }
+    create_all(&client, items, args.concurrency).await?;
+    println!("setup: {:.1}s", t.elapsed().as_secs_f64());
+
+    // Floor: the API server alone accepting one status write per agreement
+    // (status of the size the operator writes; Pending = undecided, so the
+    // operator still decides each one afterwards).
+    let t = Instant::now();
+    let pending = json!({"status": {"phase": "Pending", "conditions": [{
+        "type": "Ready", "status": "False", "reason": "Pending", "message": "waiting for a decision by the datamesh operator",
+        "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}});
+    futures::stream::iter(0..a)
+        .map(|k| {
+            let api = Api::<DataSharingAgreement>::namespaced(client.clone(), &dom(k % d));
+            let pending = pending.clone();
+            async move {
+                api.patch_status(
+                    &format!("a{k}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(&pending),
+                )
+                .await
+                .map(|_| ())
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let floor = t.elapsed().as_secs_f64();
+    println!(
+        "floor: {a} status writes in {floor:.1}s ({:.0}/s)",
+        a as f64 / floor
+    );
+
+    // The operator from start to every agreement in its final phase.
+    let lease = format!("{run}-lease");
+    let t = Instant::now();
+    let op = Running::start(&args.operator, &lease).await?;
+    let all = Api::<DataSharingAgreement>::all(client.clone());
+    let settled = |m: &std::collections::BTreeMap<String, usize>| {
+        m.get("Active").copied().unwrap_or(0)
+            + m.get("PendingApproval").copied().unwrap_or(0)
+            + m.get("Denied").copied().unwrap_or(0)
+    };
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let done = op
+            .metric("datamesh_api_writes_total", "kind=\"DataSharingAgreement\"")
+            .await as usize;
+        if done >= a {
+            let m = phases(&all).await?;
+            if settled(&m) >= a {
+                println!("phases: {m:?}");
+                break;
+            }
+        }
+        if t.elapsed() > Duration::from_secs(3600) {
+            bail!("did not converge within an hour");
+        }
+    }
+    let converge = t.elapsed().as_secs_f64();
+    let writes = op.metric("datamesh_api_writes_total", "").await;
+    let minimum = (d + p + a) as f64; // one status write per object that changed
+    let text = op.metrics_text().await;
+    let p50 = histogram_quantile(&text, "datamesh_decision_duration_seconds", 0.5).unwrap_or(0.0);
+    let p99 = histogram_quantile(&text, "datamesh_decision_duration_seconds", 0.99).unwrap_or(0.0);
+    let (rss_kib, cpu) = op.usage();
+    println!(
+        "converged: {converge:.1}s ({:.2}x the floor {floor:.1}s)",
+        converge / floor
+    );
+    println!(
+        "writes: {writes} (minimum {minimum}, ratio {:.3}; includes namespace labels and team RBAC)",
+        writes / minimum
+    );
+    println!(
+        "decision latency: p50 <= {:.0} us, p99 <= {:.0} us (histogram bucket bounds)",
+        p50 * 1e6,
+        p99 * 1e6
+    );
+    println!(
+        "operator: peak RSS {:.0} MiB, CPU {cpu:.1}s",
+        rss_kib as f64 / 1024.0
+    );
+    drop(op);
+
+    // Steady-state resync: a restarted operator re-reconciles everything and writes nothing.
+    let op = Running::start(&args.operator, &format!("{lease}-2")).await?;
+    let t = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if op
+            .metric("datamesh_reconciles_total", "kind=\"DataSharingAgreement\"")
+            .await as usize
+            >= a
+        {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(1800) {
+            bail!("resync did not finish");
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let resync_writes = op.metric("datamesh_api_writes_total", "").await + 0.0;
+    println!(
+        "resync: {:.1}s, writes {resync_writes} (target 0)",
+        t.elapsed().as_secs_f64()
+    );
+
+    // A policy change that revokes 10% of agreements (consumers 0, 10, 20, ...).
+    let revoked_consumers: Vec<String> = (0..d)
+        .step_by(10)
+        .map(|i| format!("DataMesh::Domain::\"{}\"", dom(i)))
+        .collect();
+    let expected = (0..a).filter(|k| (k % d) % 10 == 0).count();
+    let t = Instant::now();
+    let gp = format!("{run}-pause");
+    let policy = format!(
+        "@id(\"{gp}\")\n@reason(\"sharing with these domains is paused\")\nforbid (principal in [{}], action, resource);",
+        revoked_consumers.join(", ")
+    );
+    create(&Api::<GovernancePolicy>::all(client.clone()), json!({
+        "apiVersion": "datamesh.dev/v1alpha1", "kind": "GovernancePolicy", "metadata": {"name": gp},
+        "spec": {"policies": policy}
+    }))
+    .await?;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let m = phases(&all).await?;
+        if m.get("Revoked").copied().unwrap_or(0) >= expected {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(1800) {
+            bail!("policy change not reflected: {m:?}");
+        }
+    }
+    println!(
+        "policy change revoking {expected} agreements: reflected in every status after {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let (rss_kib, _) = op.usage();
+    println!(
+        "operator (second run): peak RSS {:.0} MiB",
+        rss_kib as f64 / 1024.0
+    );
+    drop(op);
+
+    // Clean up.
+    let gps = Api::<GovernancePolicy>::all(client.clone());
+    let _ = gps
+        .patch(
+            &gp,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+        )
+        .await;
+    let _ = gps.delete(&gp, &Default::default()).await;
+    for i in 0..d {
+        delete_namespace(&client, &dom(i)).await;
+        let _ = Api::<Domain>::all(client.clone())
+            .delete(&dom(i), &Default::default())
+            .await;
+    }
+    Ok(())
+}
