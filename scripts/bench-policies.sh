@@ -50,11 +50,24 @@ for input in "$out"/opa-inputs/input-*.json; do
   echo "input-$n: $got" | tee -a "$results"
   GOMAXPROCS=1 "$opa_bin" bench --format json --benchmem=false --count 5 -d "$rego" -i "$input" 'data.datamesh.decision' \
     > "$out/opa-bench-$n.json"
-  # ns per evaluation, the median of the 5 runs
-  ns="$(grep -o '"ns_per_op": *[0-9]*' "$out/opa-bench-$n.json" | grep -o '[0-9]*$' | sort -n | sed -n 3p)"
-  p50="$(grep -o '"histogram_timer_rego_query_eval_ns_50%": *[0-9.e+]*' "$out/opa-bench-$n.json" | grep -o '[0-9.e+]*$' | sort -g | sed -n 3p)"
-  p99="$(grep -o '"histogram_timer_rego_query_eval_ns_99%": *[0-9.e+]*' "$out/opa-bench-$n.json" | grep -o '[0-9.e+]*$' | sort -g | sed -n 3p)"
-  echo "opa input-$n: ${ns} ns/op, query eval p50 ${p50:-?} ns, p99 ${p99:-?} ns" | tee -a "$results"
+  # Per run: decisions/s (N/T), and the query-evaluation p50/p99; the median run of 5.
+  python3 - "$out/opa-bench-$n.json" "$n" <<'PY' | tee -a "$results"
+import json, sys
+text = open(sys.argv[1]).read()
+runs, dec, pos = [], json.JSONDecoder(), 0
+while pos < len(text):
+    if text[pos].isspace():
+        pos += 1
+        continue
+    obj, pos = dec.raw_decode(text, pos)
+    runs.append(obj)
+key = "histogram_timer_rego_query_eval_ns_"
+med = lambda xs: sorted(xs)[len(xs) // 2]
+per_sec = med([r["N"] / r["T"] * 1e9 for r in runs])
+p50 = med([r["Extra"][key + "median"] for r in runs]) / 1e3
+p99 = med([r["Extra"][key + "99%"] for r in runs]) / 1e3
+print(f"opa input-{sys.argv[2]}: p50 {p50:.1f} us, p99 {p99:.1f} us, {per_sec:.0f} decisions/s (1 core, {len(runs)} runs)")
+PY
 done
 echo "load after: $(uptime)" | tee -a "$results"
 echo "recorded in $results"
