@@ -121,7 +121,7 @@ where
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    let stream = reflector::reflector(writer, watcher(api, crate::controller::watch_config()))
         .default_backoff()
         .applied_objects();
     tokio::spawn(async move {

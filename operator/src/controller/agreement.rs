@@ -14,11 +14,11 @@ use datamesh_crds::{
     AgreementApproval, DataProduct, DataSharingAgreement, Domain, Licence, ObjectRef as Ref,
 };
 use datamesh_policies::DecisionInput;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ pub const FINALIZER: &str = "datamesh.dev/revoke-access";
 /// Runs the DataSharingAgreement controller.
 pub async fn run(ctx: Arc<Context>) {
     let api = Api::<DataSharingAgreement>::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller = Controller::new(api, crate::controller::watch_config());
     let agreements = controller.store();
     let (s1, s2, s3, s4) = (
         agreements.clone(),
@@ -43,7 +43,7 @@ pub async fn run(ctx: Arc<Context>) {
     let stream = controller
         .watches(
             Api::<DataProduct>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
             move |p| {
                 let (ns, name) = (p.namespace().unwrap_or_default(), p.name_any());
                 on(&s1, |a| {
@@ -53,7 +53,7 @@ pub async fn run(ctx: Arc<Context>) {
         )
         .watches(
             Api::<Licence>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
             move |l| {
                 let name = l.name_any();
                 on(&s2, |a| {
@@ -67,7 +67,7 @@ pub async fn run(ctx: Arc<Context>) {
         )
         .watches(
             Api::<Domain>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
             move |d| {
                 // consumer or provider: re-decide all that name it (cheap, rare)
                 let name = d.name_any();
@@ -82,7 +82,7 @@ pub async fn run(ctx: Arc<Context>) {
         )
         .watches(
             Api::<AgreementApproval>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
             move |ap| {
                 let r = &ap.spec.agreement;
                 on(&s4, |a| {
@@ -370,7 +370,15 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
             Err(e) => {
                 let held = enforcement::grant_failed(current, dsa.metadata.generation, &e, now);
                 tracing::warn!(reason = e.reason(), error = %e, "grant failed; agreement stays {}", phase.as_str());
-                if status::apply_if_changed(&api, &name, current, &held).await? {
+                if status::apply_if_unchanged_since(
+                    &api,
+                    &name,
+                    dsa.metadata.resource_version.as_deref(),
+                    current,
+                    &held,
+                )
+                .await?
+                {
                     ctx.metrics.wrote("DataSharingAgreement", "status");
                     publish(ctx, dsa, true, e.reason(), &format!("not granted: {e}")).await;
                 }
@@ -390,9 +398,10 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
             now,
         );
     }
-    if status::apply_if_changed::<DataSharingAgreement, DataSharingAgreementStatus>(
+    if status::apply_if_unchanged_since::<DataSharingAgreement, DataSharingAgreementStatus>(
         &api,
         &name,
+        dsa.metadata.resource_version.as_deref(),
         current,
         &transition.status,
     )

@@ -15,7 +15,6 @@ use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,11 +26,11 @@ pub const TEAM_ROLE: &str = "datamesh-domain-team";
 pub async fn run(ctx: Arc<Context>) {
     let api = Api::<Domain>::all(ctx.client.clone());
     let domains = ctx.stores.domains.clone();
-    let stream = Controller::new(api, watcher::Config::default())
+    let stream = Controller::new(api, crate::controller::watch_config())
         // a namespace appearing (or being relabelled) may complete a domain
         .watches(
             Api::<Namespace>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
             move |ns| {
                 let name = ns.name_any();
                 domains
@@ -44,11 +43,11 @@ pub async fn run(ctx: Arc<Context>) {
         )
         .owns(
             Api::<Role>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
         )
         .owns(
             Api::<RoleBinding>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
         )
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()

@@ -8,14 +8,13 @@ use datamesh_crds::condition::{self, READY};
 use datamesh_crds::{Licence, LicenceStatus};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
 
 /// Runs the Licence controller.
 pub async fn run(ctx: Arc<Context>) {
     let api = Api::<Licence>::all(ctx.client.clone());
-    let stream = Controller::new(api, watcher::Config::default())
+    let stream = Controller::new(api, crate::controller::watch_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);

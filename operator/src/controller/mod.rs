@@ -54,6 +54,10 @@ pub(crate) fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -
         tracing::debug!(%what, "waiting");
         return Action::requeue(Duration::from_millis(500));
     }
+    if crate::status::is_conflict(error) {
+        tracing::debug!(%error, "decided on a stale copy; retrying on a fresh one");
+        return Action::requeue(Duration::from_millis(200));
+    }
     if let Error::Finalizer(what) = error {
         // usually a stale cache racing our own finalizer write; the next try sees it
         tracing::debug!(%what, "finalizer update raced; retrying");
@@ -116,4 +120,13 @@ impl kube::runtime::utils::Backoff for TriggerBackoff {
     fn reset(&mut self) {
         self.next = Self::FIRST;
     }
+}
+
+/// How every watch of the operator lists: from the API server's watch cache
+/// (`resourceVersion=0`). After an API server restart a quorum list can
+/// return a resourceVersion older than the new watch cache's window, and the
+/// watch that follows then fails with 410 Gone over and over; a list from the
+/// cache always returns a version that cache can watch from.
+pub fn watch_config() -> kube::runtime::watcher::Config {
+    kube::runtime::watcher::Config::default().any_semantic()
 }

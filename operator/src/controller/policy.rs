@@ -9,10 +9,10 @@ use crate::{Error, Result, status};
 use datamesh_crds::condition::{self, VALID};
 use datamesh_crds::{GovernancePolicy, GovernancePolicyStatus};
 use datamesh_policies::PolicySource;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ pub const FINALIZER: &str = "datamesh.dev/policy-in-force";
 /// Runs the GovernancePolicy controller.
 pub async fn run(ctx: Arc<Context>) {
     let api = Api::<GovernancePolicy>::all(ctx.client.clone());
-    let stream = Controller::new(api, watcher::Config::default())
+    let stream = Controller::new(api, crate::controller::watch_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);

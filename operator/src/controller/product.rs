@@ -13,14 +13,13 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 
 /// Runs the DataProduct controller.
 pub async fn run(ctx: Arc<Context>) {
     let api = Api::<DataProduct>::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller = Controller::new(api, crate::controller::watch_config());
     let products = controller.store();
     let by_domain = products.clone();
     let by_licence = products.clone();
@@ -28,17 +27,17 @@ pub async fn run(ctx: Arc<Context>) {
     let stream = controller
         .watches(
             Api::<Domain>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
             move |d| dependents(&by_domain, |p| p.spec.domain == d.name_any()),
         )
         .watches(
             Api::<Licence>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
             move |l| dependents(&by_licence, |p| p.spec.licence == l.name_any()),
         )
         .watches(
             Api::<DataProduct>::all(ctx.client.clone()),
-            watcher::Config::default(),
+            crate::controller::watch_config(),
             move |input| {
                 let (ns, name) = (input.namespace().unwrap_or_default(), input.name_any());
                 dependents(&by_input, |p| {
