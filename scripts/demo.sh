@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a local control plane (etcd,
-# kube-apiserver, kube-controller-manager on 127.0.0.1), the datamesh CRDs,
-# the operator as a background process, and the city example applied.
+# kube-apiserver, kube-controller-manager on 127.0.0.1), a local PostgreSQL
+# holding the city's sample tables (where grants are made), the datamesh
+# CRDs, the operator as a background process, and the city example applied.
 #
 #   scripts/demo.sh        start everything (idempotent) and show the result
 #   scripts/demo.sh down   stop the operator and the control plane
@@ -24,6 +25,7 @@ stop_operator() {
 
 if [[ "${1:-up}" == "down" ]]; then
   stop_operator
+  bash "$here/postgres.sh" down || true
   bash "$here/cluster.sh" down
   exit 0
 fi
@@ -34,6 +36,11 @@ echo "== local control plane (first run builds kube-apiserver, etcd from Go modu
 bash "$here/cluster.sh" up
 export KUBECONFIG="$DATAMESH_STATE/admin.kubeconfig"
 
+echo "== PostgreSQL with the city's sample data (127.0.0.1:${DATAMESH_PG_PORT:-55432}) =="
+# the example's port Secrets point at this server
+eval "$(bash "$here/postgres.sh" up | grep '^export ')"
+psql "$DATAMESH_PG_URL" -v ON_ERROR_STOP=1 -q -f examples/city/sql/seed.sql
+
 echo "== CRDs =="
 kubectl apply --server-side --field-manager=datamesh-demo -f charts/datamesh/crds/ >/dev/null
 kubectl wait --for condition=Established --timeout=60s -f charts/datamesh/crds/ >/dev/null
@@ -41,7 +48,8 @@ kubectl wait --for condition=Established --timeout=60s -f charts/datamesh/crds/ 
 echo "== operator =="
 stop_operator
 mkdir -p "$(dirname "$OPERATOR_PID")" "$(dirname "$OPERATOR_LOG")"
-DATAMESH_HTTP_ADDR="${DATAMESH_HTTP_ADDR:-127.0.0.1:8080}" nohup "$repo/target/debug/datamesh-operator" >"$OPERATOR_LOG" 2>&1 &
+DATAMESH_HTTP_ADDR="${DATAMESH_HTTP_ADDR:-127.0.0.1:8080}" DATAMESH_AUDIT_URL="sqlite://$DATAMESH_STATE/audit.db?mode=rwc" \
+  nohup "$repo/target/debug/datamesh-operator" >"$OPERATOR_LOG" 2>&1 &
 echo $! >"$OPERATOR_PID"
 for _ in $(seq 1 100); do
   curl -fsS "http://${DATAMESH_HTTP_ADDR:-127.0.0.1:8080}/readyz" >/dev/null 2>&1 && break
@@ -58,12 +66,14 @@ if [[ -d examples/city/agreements ]]; then
 fi
 kubectl wait --for condition=Ready --timeout=60s domains --all >/dev/null || true
 kubectl wait --for condition=Ready --timeout=60s dataproducts --all -A >/dev/null || true
+sleep 3 # let the agreements be decided and granted
 
 kubectl get domains,dataproducts -A
 if kubectl get datasharingagreements -A --no-headers 2>/dev/null | grep -q .; then kubectl get datasharingagreements -A; fi
 cat <<MSG
 
-datamesh is running: operator pid $(cat "$OPERATOR_PID") (log: $OPERATOR_LOG), metrics on http://${DATAMESH_HTTP_ADDR:-127.0.0.1:8080}/metrics
+datamesh is running: operator pid $(cat "$OPERATOR_PID") (log: $OPERATOR_LOG), metrics and the
+read-only API on http://${DATAMESH_HTTP_ADDR:-127.0.0.1:8080}/ (/metrics, /api/v1/audit, /api/v1/catalog/dcat)
   export KUBECONFIG=$KUBECONFIG
 Stop it with: bash scripts/demo.sh down
 MSG
