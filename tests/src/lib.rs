@@ -206,6 +206,27 @@ impl Operator {
 
     /// Starts the operator with a given kubeconfig and extra arguments.
     pub async fn start_with(kubeconfig: &Path, args: &[&str]) -> Result<Self> {
+        Self::spawn(kubeconfig, args, None).await
+    }
+
+    /// Starts the operator (debug logs, JSON) writing its stdout and stderr
+    /// to `log`, for tests that read what it logged.
+    pub async fn start_logging_to(log: &Path, args: &[&str]) -> Result<Self> {
+        Self::spawn(&admin_kubeconfig()?, args, Some(log)).await
+    }
+
+    async fn spawn(kubeconfig: &Path, args: &[&str], log: Option<&Path>) -> Result<Self> {
+        let (stdout, stderr, level) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(path)?;
+                (
+                    Stdio::from(file.try_clone()?),
+                    Stdio::from(file),
+                    Some("debug".to_string()),
+                )
+            }
+            None => (Stdio::inherit(), Stdio::inherit(), None),
+        };
         let port = free_port()?;
         let http_addr = format!("127.0.0.1:{port}");
         let child = tokio::process::Command::new(workspace_bin("datamesh-operator")?)
@@ -222,11 +243,13 @@ impl Operator {
             )
             .env(
                 "RUST_LOG",
-                std::env::var("DATAMESH_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
+                level.unwrap_or_else(|| {
+                    std::env::var("DATAMESH_OPERATOR_LOG").unwrap_or_else(|_| "info".into())
+                }),
             )
             .args(args)
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()?;
         let op = Self { child, http_addr };

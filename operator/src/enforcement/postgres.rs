@@ -7,6 +7,7 @@
 //! operator made carry a COMMENT starting with [`MARK`], which is how
 //! convergence finds them again.
 
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, Connection, Row};
 use std::str::FromStr;
@@ -80,7 +81,9 @@ impl Admin {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| "not a valid postgres:// connection URL".to_string())?
             // bounded, so a stuck database never holds the grant lock for long
-            .options([("statement_timeout", "20000"), ("lock_timeout", "10000")]);
+            .options([("statement_timeout", "20000"), ("lock_timeout", "10000")])
+            // `CREATE ROLE ... PASSWORD` carries the consumer's password: never log statements
+            .disable_statement_logging();
         let password = url
             .split_once("://")
             .and_then(|(_, rest)| rest.split_once('@'))

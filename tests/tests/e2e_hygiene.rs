@@ -1,0 +1,148 @@
+//! Secrets stay secret: after a full agreement lifecycle (grant, credentials,
+//! revocation), neither the operator's logs (at debug level) nor the Events
+//! in the provider's and consumer's namespaces contain the provider's admin
+//! password or the consumer's granted password.
+
+use datamesh_crds::agreement::AgreementPhase;
+use datamesh_crds::{DataProduct, DataSharingAgreement, Domain, Licence};
+use datamesh_e2e::{fixtures, pg, *};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn no_password_in_logs_or_events() -> anyhow::Result<()> {
+    let client = admin().await?;
+    install_crds(&client).await?;
+    let log = std::env::temp_dir().join(format!("{}.log", unique("operator-hygiene")));
+    let lease = unique("hygiene");
+    let op =
+        Operator::start_logging_to(&log, &["--lease-name", &lease, "--lease-seconds", "4"]).await?;
+
+    let (provider, consumer) = (unique("transport"), unique("mobility"));
+    let (p_ns, c_ns) = (unique("transport"), unique("mobility"));
+    let lic = unique("ogl");
+    create_namespace(&client, &p_ns).await?;
+    create_namespace(&client, &c_ns).await?;
+    pg::fixture_store(&client, &p_ns).await?;
+    create(
+        &Api::<Licence>::all(client.clone()),
+        fixtures::licence(&lic),
+    )
+    .await?;
+    let domains = Api::<Domain>::all(client.clone());
+    create(&domains, fixtures::domain(&provider, &[&p_ns])).await?;
+    create(
+        &domains,
+        fixtures::domain_with(&consumer, &[&c_ns], "private", &[]),
+    )
+    .await?;
+    create(
+        &Api::<DataProduct>::namespaced(client.clone(), &p_ns),
+        fixtures::product("bus", &p_ns, &provider, &lic),
+    )
+    .await?;
+    let agreements = Api::<DataSharingAgreement>::namespaced(client.clone(), &c_ns);
+    create(
+        &agreements,
+        fixtures::agreement(
+            "plan",
+            &c_ns,
+            &consumer,
+            (&p_ns, "bus"),
+            (&lic, "3.0"),
+            "2027-06-30T00:00:00Z",
+        ),
+    )
+    .await?;
+    let a = wait_for(WAIT, || {
+        let agreements = agreements.clone();
+        async move {
+            let a = agreements.get("plan").await.ok()?;
+            (a.status.as_ref()?.phase == Some(AgreementPhase::Active)).then_some(a)
+        }
+    })
+    .await?;
+    let secret_name = a
+        .status
+        .and_then(|s| s.credentials_secret)
+        .unwrap_or_default();
+    let secret = Api::<Secret>::namespaced(client.clone(), &c_ns)
+        .get(&secret_name)
+        .await?;
+    let granted = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .map(|b| String::from_utf8_lossy(&b.0).to_string())
+        .unwrap_or_default();
+    assert!(granted.len() >= 16, "a real generated password");
+
+    // End it: deletion revokes the grant.
+    agreements.delete("plan", &Default::default()).await?;
+    wait_for(WAIT, || {
+        let agreements = agreements.clone();
+        async move {
+            agreements
+                .get_opt("plan")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await?;
+    drop(op);
+
+    let admin_url = pg::url()?;
+    let admin_password = admin_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('@').next())
+        .and_then(|userinfo| userinfo.split(':').nth(1))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !admin_password.is_empty(),
+        "the test URL carries a password"
+    );
+    let logs = std::fs::read_to_string(&log)?;
+    assert!(logs.len() > 1000, "the operator logged at debug level");
+    let mut secrets = vec![
+        granted.clone(),
+        admin_url.clone(),
+        format!(":{admin_password}@"),
+    ];
+    secrets.retain(|s| !s.is_empty());
+    for s in &secrets {
+        assert!(
+            !logs.contains(s.as_str()),
+            "the operator log contains a secret ({} chars)",
+            s.len()
+        );
+    }
+    for ns in [&p_ns, &c_ns] {
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await?;
+        assert!(!events.items.is_empty());
+        let text = serde_json::to_string(&events.items)?;
+        for s in &secrets {
+            assert!(
+                !text.contains(s.as_str()),
+                "an Event in {ns} contains a secret"
+            );
+        }
+    }
+    delete_namespace(&client, &p_ns).await;
+    delete_namespace(&client, &c_ns).await;
+    let _ = domains.delete(&provider, &Default::default()).await;
+    let _ = domains.delete(&consumer, &Default::default()).await;
+    let _ = Api::<Licence>::all(client.clone())
+        .delete(&lic, &Default::default())
+        .await;
+    let _ = std::fs::remove_file(&log);
+    Ok(())
+}
