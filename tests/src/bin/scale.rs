@@ -10,12 +10,14 @@
 //! - a policy change that revokes 10% of agreements: time until all show it.
 //!
 //! `cargo run --release -p datamesh-e2e --bin scale -- --domains 100 --products 10000 --agreements 50000`
-//! with KUBECONFIG pointing at `scripts/cluster.sh up` and a release operator
+//! with KUBECONFIG pointing at `scripts/cluster.sh up`, DATAMESH_PG_URL at
+//! `scripts/postgres.sh up` (grants are made there), and a release operator
 //! built (`cargo build --release -p datamesh-operator`).
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use datamesh_crds::{DataSharingAgreement, Domain, GovernancePolicy, Licence};
+use datamesh_e2e::pg;
 use datamesh_e2e::*;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -217,6 +219,10 @@ async fn main() -> Result<()> {
         ));
     }
     create_all(&client, items, args.concurrency).await?;
+    // Active means granted: each domain's products live in the test PostgreSQL.
+    for i in 0..d {
+        pg::fixture_store(&client, &dom(i)).await?;
+    }
     let lic = format!("{run}-ogl");
     create(
         &Api::<Licence>::all(client.clone()),
