@@ -85,7 +85,13 @@ async fn reconcile_inner(domain: Arc<Domain>, ctx: &Context) -> Result<Action> {
 
     let mut held = Vec::new();
     for ns in domain.spec.namespaces.iter().map(|n| &n.0) {
-        if !existing.contains(ns) || claimed_by_others.iter().any(|(c, _)| c == ns) {
+        let terminating = ctx
+            .stores
+            .namespaces
+            .get(&ObjectRef::new(ns))
+            .is_some_and(|n| n.metadata.deletion_timestamp.is_some());
+        // nothing can be created in a namespace that is going away
+        if !existing.contains(ns) || terminating || claimed_by_others.iter().any(|(c, _)| c == ns) {
             continue;
         }
         label_namespace(ctx, ns, &name).await?;
