@@ -43,4 +43,4 @@ export DATAMESH_PG_URL
 
 step "end-to-end tests (real kube-apiserver, etcd and PostgreSQL)"
 # One at a time: each test runs its own operator process against the shared API server.
-cargo test -p datamesh-e2e -q -- --test-threads=1
+cargo test -p datamesh-e2e -q --no-fail-fast -- --test-threads=1

@@ -52,3 +52,13 @@ pub async fn fixture_store(client: &Client, namespace: &str) -> Result<()> {
     .await?;
     admin_secret(client, namespace, "transport-db").await
 }
+
+/// Loads the city example's tables and rows (`examples/city/sql/seed.sql`,
+/// idempotent) into the test PostgreSQL, which the example's port Secrets
+/// point at (127.0.0.1:55432, the port `scripts/test.sh` uses).
+pub async fn seed_city() -> Result<()> {
+    let path = crate::repo_root().join("examples/city/sql/seed.sql");
+    let sql =
+        std::fs::read_to_string(&path).map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
+    exec(&sql).await
+}

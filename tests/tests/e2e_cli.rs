@@ -114,6 +114,8 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
         &["--lease-name", "datamesh-operator", "--lease-seconds", "4"],
     )
     .await?;
+    // the example's products live in the test PostgreSQL: grants need their tables
+    datamesh_e2e::pg::seed_city().await?;
     kubectl(&kc, &["apply", "-f", "examples/city/"]).await?;
     kubectl(&kc, &["apply", "-f", "examples/city/agreements/"]).await?;
     let civic: Api<DataSharingAgreement> = Api::namespaced(client.clone(), "civic-mobility");

@@ -65,6 +65,8 @@ fn commands(markdown: &str) -> Vec<String> {
 async fn readme_walkthrough_reaches_an_active_agreement_with_the_plugin() -> anyhow::Result<()> {
     let client = admin().await?;
     install_crds(&client).await?;
+    // the walk-through's `psql ... -f seed.sql` step, done by the harness
+    datamesh_e2e::pg::seed_city().await?;
     let kubeconfig = admin_kubeconfig()?;
     let plugin = workspace_bin("kubectl-datamesh")?;
     let bin_dir = plugin.parent().map(|p| p.to_path_buf()).unwrap_or_default();
