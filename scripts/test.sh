@@ -12,11 +12,22 @@ export DATAMESH_STATE="${DATAMESH_STATE:-$repo/.local/test-cluster}"
 step() { printf '\n== %s ==\n' "$*"; }
 
 PG_STATE="$repo/.local/test-postgres"
+RESULTS="$(mktemp)"
+
+# Adds up every cargo test summary line, so the run ends on one total.
+summary() {
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { printf "\ntests: %d passed, %d failed\n", p, f }' "$RESULTS"
+}
 
 cleanup() {
+  status=$?
   step "stopping the test control plane"
   bash "$here/cluster.sh" down --purge || true
   DATAMESH_STATE="$PG_STATE" bash "$here/postgres.sh" down --purge || true
+  summary
+  rm -f "$RESULTS"
+  exit "$status"
 }
 trap cleanup EXIT
 
@@ -28,7 +39,7 @@ step "building"
 cargo build --workspace --bins -q
 
 step "unit and policy tests"
-cargo test --workspace --exclude datamesh-e2e -q
+cargo test --workspace --exclude datamesh-e2e -q 2>&1 | tee -a "$RESULTS"
 
 step "local control plane"
 bash "$here/toolchain.sh" all >/dev/null
@@ -43,4 +54,4 @@ export DATAMESH_PG_URL
 
 step "end-to-end tests (real kube-apiserver, etcd and PostgreSQL)"
 # One at a time: each test runs its own operator process against the shared API server.
-cargo test -p datamesh-e2e -q --no-fail-fast -- --test-threads=1
+cargo test -p datamesh-e2e -q --no-fail-fast -- --test-threads=1 2>&1 | tee -a "$RESULTS"
