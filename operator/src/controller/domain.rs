@@ -13,7 +13,6 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use std::collections::BTreeSet;
@@ -121,7 +120,7 @@ async fn reconcile_inner(domain: Arc<Domain>, ctx: &Context) -> Result<Action> {
     {
         ctx.metrics.wrote("Domain", "status");
         if was_ready != readiness.ready || domain.status.is_none() {
-            publish(ctx, &domain, &readiness).await;
+            super::publish_readiness(ctx, &*domain, &readiness).await;
         }
     }
     Ok(Action::await_change())
@@ -263,21 +262,4 @@ fn apply_body<K: Resource<DynamicType = ()> + serde::Serialize>(
         m.insert("kind".into(), K::kind(&()).into());
     }
     Ok(v)
-}
-
-async fn publish(ctx: &Context, domain: &Domain, r: &checks::Readiness) {
-    let event = Event {
-        type_: if r.ready {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
-        reason: r.reason.into(),
-        note: Some(r.message.clone()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &domain.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot publish event");
-    }
 }

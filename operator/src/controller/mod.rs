@@ -130,3 +130,25 @@ impl kube::runtime::utils::Backoff for TriggerBackoff {
 pub fn watch_config() -> kube::runtime::watcher::Config {
     kube::runtime::watcher::Config::default().any_semantic()
 }
+
+/// Emits the Event for a change of an object's Ready condition.
+pub(crate) async fn publish_readiness<K>(ctx: &Context, obj: &K, r: &crate::checks::Readiness)
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    use kube::runtime::events::{Event, EventType};
+    let event = Event {
+        type_: if r.ready {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: r.reason.into(),
+        note: Some(r.message.clone()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}

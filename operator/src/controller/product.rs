@@ -10,10 +10,9 @@ use datamesh_crds::condition::{self, READY};
 use datamesh_crds::{DataProduct, DataProductStatus, Domain, Licence};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use std::sync::Arc;
 
 /// Runs the DataProduct controller.
@@ -165,20 +164,7 @@ async fn reconcile_inner(product: Arc<DataProduct>, ctx: &Context) -> Result<Act
         let after =
             condition::get(&next.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()));
         if before != after {
-            let event = Event {
-                type_: if readiness.ready {
-                    EventType::Normal
-                } else {
-                    EventType::Warning
-                },
-                reason: readiness.reason.into(),
-                note: Some(readiness.message.clone()),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&event, &product.object_ref(&())).await {
-                tracing::warn!(error = %e, "cannot publish event");
-            }
+            super::publish_readiness(ctx, &*product, &readiness).await;
         }
     }
     Ok(Action::await_change())
