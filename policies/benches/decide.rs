@@ -22,7 +22,8 @@ use datamesh_crds::{
 };
 use datamesh_policies::testfile::{TestDomain, TestLicence, TestProduct, domain, licence, product};
 use datamesh_policies::{
-    DecisionInput, Outcome, PolicyEngine, PolicySource, redecide, redecide_against,
+    DecisionInput, Outcome, PolicyEngine, PolicySource, PreparedDomain, PreparedInput,
+    PreparedLicence, PreparedProduct, redecide, redecide_against,
 };
 use jiff::Timestamp;
 use rustix::time::{ClockId, clock_gettime};
@@ -185,6 +186,46 @@ fn inputs<'a>(w: &'a World, reqs: &'a [DataSharingAgreementSpec]) -> Vec<Decisio
         .collect()
 }
 
+/// The Cedar form of every object, built once (as the operator keeps them
+/// per object version, and as OPA and regorus get their input pre-built).
+struct Prepared {
+    domains: Vec<PreparedDomain>,
+    products: Vec<PreparedProduct>,
+    licence: PreparedLicence,
+}
+
+fn prepare(w: &World) -> Prepared {
+    Prepared {
+        domains: w.domains.iter().map(PreparedDomain::new).collect(),
+        products: w.products.iter().map(PreparedProduct::new).collect(),
+        licence: PreparedLicence::new(&w.licence),
+    }
+}
+
+fn prepared_inputs<'a>(
+    p: &'a Prepared,
+    w: &World,
+    reqs: &'a [DataSharingAgreementSpec],
+) -> Vec<PreparedInput<'a>> {
+    reqs.iter()
+        .map(|r| {
+            let d = |name: &str| {
+                let i: usize = name.trim_start_matches('d').parse().unwrap_or(0);
+                &p.domains[i]
+            };
+            let pi: usize = r.product.name.trim_start_matches('p').parse().unwrap_or(0);
+            PreparedInput::new(
+                d(&r.consumer),
+                d(&w.products[pi].spec.domain),
+                &p.products[pi],
+                &p.licence,
+                r,
+                w.now,
+            )
+        })
+        .collect()
+}
+
 /// (name, engine): Cedar with the index, and Cedar's stock authorizer over
 /// one set holding the same policies.
 fn engines() -> Vec<(String, PolicyEngine)> {
@@ -270,8 +311,24 @@ fn measure(name: &str, n: usize, mut decide: impl FnMut(usize)) -> Latency {
 fn percentiles(w: &World, engines: &[(String, PolicyEngine)], report: &mut String) {
     let reqs = requests(w, 20_000);
     let inputs = inputs(w, &reqs);
+    let prepared = prepare(w);
+    let prepared_inputs = prepared_inputs(&prepared, w, &reqs);
     let mut rows = Vec::new();
-    for (name, engine) in engines {
+    // decide_prepared: entities and licence record built once per object
+    // (untimed); the context, entity store and evaluation are per decision.
+    for (name, engine) in engines.iter().filter(|(n, _)| n.starts_with("cedar")) {
+        for (a, b) in inputs.iter().zip(&prepared_inputs).take(2_000) {
+            assert_eq!(engine.decide(a), engine.decide_prepared(b), "{name}");
+        }
+        let name = name.replacen("cedar", "prepared", 1);
+        rows.push(measure(&name, prepared_inputs.len(), |i| {
+            black_box(engine.decide_prepared(black_box(&prepared_inputs[i])));
+        }));
+    }
+    // decide: everything built from the crds objects on every decision.
+    // (`DATAMESH_BENCH_LATENCY_ONLY=prepared`: only the rows above, for profiling.)
+    let only_prepared = std::env::var("DATAMESH_BENCH_LATENCY_ONLY").is_ok_and(|v| v == "prepared");
+    for (name, engine) in engines.iter().filter(|_| !only_prepared) {
         let n = match name.as_str() {
             "stock+10000" => 300,
             "stock+1000" => 3_000,
@@ -283,7 +340,8 @@ fn percentiles(w: &World, engines: &[(String, PolicyEngine)], report: &mut Strin
     }
 
     // regorus: the Rego input documents are built before timing (OPA is timed
-    // the same way); Cedar's figures include building its entities and context.
+    // the same way); so are the prepared objects of the `prepared` rows, while
+    // the `cedar` rows include building every entity from the crds objects.
     let mut regorus = rego::engine();
     let documents: Vec<regorus::Value> = inputs
         .iter()
@@ -361,11 +419,23 @@ fn write_opa_inputs(w: &World, engine: &PolicyEngine, dir: &std::path::Path) {
 fn bench_decide(c: &mut Criterion, w: &World, engines: &[(String, PolicyEngine)]) {
     let reqs = requests(w, 1_000);
     let inputs = inputs(w, &reqs);
+    let prepared = prepare(w);
+    let prepared_inputs = prepared_inputs(&prepared, w, &reqs);
     let mut group = c.benchmark_group("decide");
     group
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
+    for (name, engine) in engines.iter().filter(|(n, _)| n.starts_with("cedar")) {
+        let mut i = 0;
+        let name = name.replacen("cedar", "prepared", 1);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                i = (i + 1) % prepared_inputs.len();
+                black_box(engine.decide_prepared(black_box(&prepared_inputs[i])))
+            })
+        });
+    }
     for (name, engine) in engines {
         let mut i = 0;
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
@@ -439,6 +509,10 @@ fn benches(c: &mut Criterion) {
         write_opa_inputs(&w, &engines[0].1, &dir.join("opa-inputs"));
     }
     percentiles(&w, &engines, &mut report);
+    // For profiling the single-decision path: the latency table only.
+    if std::env::var_os("DATAMESH_BENCH_LATENCY_ONLY").is_some() {
+        return;
+    }
     bench_redecide(c, &w, &mut report);
     if let Some(dir) = &out {
         let path = dir.join("cedar-regorus.txt");

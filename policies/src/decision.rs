@@ -8,13 +8,15 @@
 //! approved, the caller decides with [`DecisionInput::owner_approved`] set.
 
 use crate::engine::{DEFAULT_DENY_ID, PolicyEngine};
-use crate::index::ScopeIndex;
+use crate::index::{Indexed, ScopeIndex};
 use crate::licence::check_terms;
-use crate::request::{self, ContextParts, FieldUse};
-use cedar_policy::{
-    Decision as CedarDecision, Entities, EntityUid, PolicySet, RestrictedExpression,
+use crate::prepared::{
+    PreparedDomain, PreparedInput, PreparedObjects, PreparedProduct, domain_uid, product_uid,
 };
+use crate::request::{self, ContextMap, ContextParts, FieldUse};
+use cedar_policy::{Decision as CedarDecision, PolicySet};
 use cedar_policy_core::ast;
+use cedar_policy_core::entities::Entities;
 use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
 use datamesh_crds::agreement::{
@@ -93,7 +95,7 @@ pub struct Reason {
 }
 
 impl Reason {
-    fn request(id: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn request(id: &str, message: impl Into<String>) -> Self {
         Reason {
             kind: ReasonKind::Request,
             id: id.to_string(),
@@ -228,6 +230,7 @@ impl Decision {
 }
 
 /// What Cedar said about one evaluation.
+#[derive(Clone)]
 struct Evaluation {
     allowed: bool,
     determining: Vec<String>,
@@ -237,14 +240,23 @@ struct Evaluation {
 impl PolicyEngine {
     /// Decides one access request. Never panics and never errs: anything that
     /// goes wrong denies, with a reason saying what.
+    ///
+    /// Builds the Cedar form of every object first; a caller deciding many
+    /// requests over the same objects should keep [`PreparedObjects`] (or
+    /// their parts) and call [`Self::decide_prepared`].
     pub fn decide(&self, input: &DecisionInput<'_>) -> Decision {
+        let objects = PreparedObjects::new(input);
+        self.decide_prepared(&objects.input(input))
+    }
+
+    /// [`Self::decide`] over prepared objects: the same decision.
+    pub fn decide_prepared(&self, input: &PreparedInput<'_>) -> Decision {
         let version = self.version();
         let checked = match check_request(input) {
             Ok(checked) => checked,
             Err(reasons) => return Decision::deny(version, reasons),
         };
         let Checked {
-            consumer,
             provider,
             product_key,
             licence_name,
@@ -267,12 +279,15 @@ impl PolicyEngine {
             licence_name,
             licence,
             input.request,
-            &input.consumer.spec.jurisdiction,
+            &input.consumer.jurisdiction,
             asked_days,
             input.owner_approved,
         );
 
-        let names = self.names();
+        let now = match request::datetime(input.now) {
+            Ok(now) => now,
+            Err(e) => return Decision::deny(version, vec![error_reason("context", e)]),
+        };
         let parts = ContextParts {
             purpose: input.request.purpose.as_str(),
             fields: &fields,
@@ -280,8 +295,7 @@ impl PolicyEngine {
             duration_days,
             commercial_use: input.request.commercial_use,
             redistribution: input.request.redistribution,
-            licence_name,
-            licence,
+            licence: &input.licence.terms,
             accepted_version: &input.request.licence.version,
             dpia_reference_given: input
                 .request
@@ -289,39 +303,29 @@ impl PolicyEngine {
                 .as_deref()
                 .is_some_and(|r| !r.trim().is_empty()),
             existing_agreement: input.existing_agreement,
-            now: cedar_datetime(input.now),
+            now,
         };
         let action_no = match input.action {
             AccessAction::Read => 0,
             AccessAction::Subscribe => 1,
         };
-        // The context is evaluated once; each pass only adds `ownerApproved`.
-        let context = match cedar_policy::Context::from_pairs(request::context_pairs(&parts)) {
-            Ok(c) => c,
-            Err(e) => return Decision::deny(version, vec![error_reason("context", e.to_string())]),
-        };
+        let names = self.names();
         let cedar = CedarCall {
             set: self.set_for(provider),
             index: self.index_for(provider),
             action_no,
-            principal: request::domain_uid(names, consumer),
-            action: names.actions[action_no].clone(),
-            resource: request::product_uid(names, &product_key),
-            context,
+            principal: input.consumer.entity.uid().clone(),
+            action: names.actions[action_no].as_ref().clone(),
+            resource: product_uid(product_key),
+            context: request::context(&parts),
         };
-        let entities = match request::entities(
-            names,
-            (consumer, input.consumer),
-            (provider, input.provider),
-            (&product_key, input.product),
-            None,
-        ) {
+        let entities = match request::entities(input.consumer, input.provider, input.product) {
             Ok(e) => e,
             Err(e) => return Decision::deny(version, vec![error_reason("entities", e)]),
         };
 
         let (cedar_outcome, cedar_reasons) =
-            match self.cedar_outcome(&cedar, &entities, input.owner_approved) {
+            match self.cedar_outcome(cedar, &entities, input.owner_approved) {
                 Ok(r) => r,
                 Err(errors) => return Decision::deny(version, errors),
             };
@@ -357,10 +361,10 @@ impl PolicyEngine {
                     .unwrap_or(end),
             );
         }
-        if let Some(sunset) = sunset(input.product) {
+        if let Some(sunset) = &input.product.sunset {
             match sunset {
-                Ok(sunset) => until = until.min(sunset),
-                Err(reason) => return Decision::deny(version, vec![reason]),
+                Ok(sunset) => until = until.min(*sunset),
+                Err(reason) => return Decision::deny(version, vec![reason.clone()]),
             }
         }
         if until <= start {
@@ -415,40 +419,38 @@ impl PolicyEngine {
             );
         };
         if provider_name != product.spec.domain {
-            return Decision::deny(version, vec![provider_mismatch(provider_name, product)]);
+            return Decision::deny(
+                version,
+                vec![provider_mismatch(provider_name, &product.spec.domain)],
+            );
         }
-        let entities = match request::entities(
-            names,
-            (principal_name, principal),
-            (provider_name, provider),
-            (&key, product),
-            None,
-        ) {
-            Ok(e) => e,
+        let principal = PreparedDomain::new(principal);
+        let provider = PreparedDomain::new(provider);
+        let product = PreparedProduct::new(product);
+        let entities = match request::entities(&principal, &provider, &product) {
+            Ok(e) => cedar_policy::Entities::from(e),
             Err(e) => return Decision::deny(version, vec![error_reason("entities", e)]),
         };
         let action = match action {
             ManageAction::Approve => &names.actions[2],
             ManageAction::Publish => &names.actions[3],
         };
-        let pairs = [(
-            "now".to_string(),
-            RestrictedExpression::new_datetime(cedar_datetime(now)),
-        )];
-        let context = match cedar_policy::Context::from_pairs(pairs) {
-            Ok(c) => c,
-            Err(e) => return Decision::deny(version, vec![error_reason("context", e.to_string())]),
+        let now = match request::datetime(now) {
+            Ok(now) => now,
+            Err(e) => return Decision::deny(version, vec![error_reason("context", e)]),
         };
-        let eval = match cedar_policy::Request::new(
-            request::domain_uid(names, principal_name),
-            action.clone(),
-            request::product_uid(names, &key),
-            context,
-            None,
-        ) {
-            Ok(r) => self.run(self.set_for(provider_name), &r, &entities),
-            Err(e) => return Decision::deny(version, vec![error_reason("request", e.to_string())]),
-        };
+        let context = ContextMap::from([("now".into(), now)]);
+        let request = ast::Request::new_unchecked(
+            ast::EntityUIDEntry::known(domain_uid(principal_name), None),
+            ast::EntityUIDEntry::known(action.as_ref().clone(), None),
+            ast::EntityUIDEntry::known(product_uid(&key), None),
+            Some(ast::Context::Value(Arc::new(context))),
+        );
+        let eval = self.run(
+            self.set_for(provider_name),
+            &cedar_policy::Request::from(request),
+            &entities,
+        );
         if !eval.errors.is_empty() {
             return Decision::deny(version, eval.errors);
         }
@@ -470,13 +472,49 @@ impl PolicyEngine {
     }
 
     /// Allow / NeedsApproval / Deny from Cedar alone, with the policy reasons.
+    ///
+    /// Decided with `ownerApproved` as given first; when that does not allow
+    /// and approval was not given, again as if approved. The second pass
+    /// re-evaluates only the candidates that read `context.ownerApproved`:
+    /// the others see the same inputs and answer the same.
     fn cedar_outcome(
         &self,
-        call: &CedarCall<'_>,
+        call: CedarCall<'_>,
         entities: &Entities,
         approved: bool,
     ) -> Result<(Outcome, Vec<Reason>), Vec<Reason>> {
-        let first = self.evaluate(call, entities, approved)?;
+        if self.uses_stock_authorizer() {
+            return self.stock_outcome(&call, entities, approved);
+        }
+        let candidates: Vec<&Indexed> = call
+            .index
+            .candidates(call.action_no, &call.principal)
+            .collect();
+        let needs_second = !approved && candidates.iter().any(|c| c.reads_owner_approved);
+        let mut context = call.context;
+        let second_context = needs_second.then(|| {
+            let mut values = context.clone();
+            values.insert("ownerApproved".into(), ast::Value::from(true));
+            values
+        });
+        context.insert("ownerApproved".into(), ast::Value::from(approved));
+        let evaluator = |values: ContextMap| {
+            Evaluator::new(
+                ast::Request::new_unchecked(
+                    ast::EntityUIDEntry::known(call.principal.clone(), None),
+                    ast::EntityUIDEntry::known(call.action.clone(), None),
+                    ast::EntityUIDEntry::known(call.resource.clone(), None),
+                    Some(ast::Context::Value(Arc::new(values))),
+                ),
+                entities,
+                Extensions::all_available(),
+            )
+        };
+
+        let first_eval = evaluator(context);
+        let first_results: Vec<Result<bool, Reason>> =
+            candidates.iter().map(|c| c.evaluate(&first_eval)).collect();
+        let first = summarize(&candidates, &first_results)?;
         if first.allowed {
             return Ok((
                 Outcome::Allow,
@@ -486,7 +524,24 @@ impl PolicyEngine {
         if approved {
             return Ok((Outcome::Deny, self.policy_reasons(&first.determining, true)));
         }
-        let second = self.evaluate(call, entities, true)?;
+        let second = match second_context {
+            None => first.clone(),
+            Some(values) => {
+                let second_eval = evaluator(values);
+                let results: Vec<Result<bool, Reason>> = candidates
+                    .iter()
+                    .zip(first_results)
+                    .map(|(c, earlier)| {
+                        if c.reads_owner_approved {
+                            c.evaluate(&second_eval)
+                        } else {
+                            earlier
+                        }
+                    })
+                    .collect();
+                summarize(&candidates, &results)?
+            }
+        };
         if second.allowed {
             return Ok((
                 Outcome::NeedsApproval,
@@ -500,73 +555,61 @@ impl PolicyEngine {
         Ok((Outcome::Deny, self.policy_reasons(&ids, true)))
     }
 
-    /// One pass of Cedar over the policies whose scope can match (see
-    /// `index.rs`), each evaluated by Cedar's evaluator; the same answer as
-    /// the authorizer over the whole set.
-    fn evaluate(
+    /// [`Self::cedar_outcome`] with Cedar's stock authorizer over the
+    /// domain's whole set, both passes in full: the reference the index is
+    /// tested and benchmarked against.
+    fn stock_outcome(
         &self,
         call: &CedarCall<'_>,
         entities: &Entities,
         approved: bool,
-    ) -> Result<Evaluation, Vec<Reason>> {
-        let ast::Context::Value(base) = call.context.as_ref() else {
-            return Err(vec![error_reason(
-                "context",
-                "the context is not fully known",
-            )]);
-        };
-        let mut values = (**base).clone();
-        values.insert("ownerApproved".into(), ast::Value::from(approved));
-        let request = ast::Request::new_unchecked(
-            ast::EntityUIDEntry::known(call.principal.as_ref().clone(), None),
-            ast::EntityUIDEntry::known(call.action.as_ref().clone(), None),
-            ast::EntityUIDEntry::known(call.resource.as_ref().clone(), None),
-            Some(ast::Context::Value(Arc::new(values))),
-        );
-        if self.uses_stock_authorizer() {
-            let request = cedar_policy::Request::from(request);
-            let eval = self.run(call.set, &request, entities);
-            return if eval.errors.is_empty() {
+    ) -> Result<(Outcome, Vec<Reason>), Vec<Reason>> {
+        let entities = cedar_policy::Entities::from(entities.clone());
+        let pass = |approved: bool| {
+            let mut values = call.context.clone();
+            values.insert("ownerApproved".into(), ast::Value::from(approved));
+            let request = ast::Request::new_unchecked(
+                ast::EntityUIDEntry::known(call.principal.clone(), None),
+                ast::EntityUIDEntry::known(call.action.clone(), None),
+                ast::EntityUIDEntry::known(call.resource.clone(), None),
+                Some(ast::Context::Value(Arc::new(values))),
+            );
+            let eval = self.run(call.set, &cedar_policy::Request::from(request), &entities);
+            if eval.errors.is_empty() {
                 Ok(eval)
             } else {
                 Err(eval.errors)
-            };
-        }
-        let evaluator = Evaluator::new(request, entities.as_ref(), Extensions::all_available());
-        let mut permits = Vec::new();
-        let mut forbids = Vec::new();
-        let mut errors = Vec::new();
-        for candidate in call
-            .index
-            .candidates(call.action_no, call.principal.as_ref())
-        {
-            match evaluator.evaluate(&candidate.policy) {
-                Ok(false) => {}
-                Ok(true) if candidate.forbid => forbids.push(candidate.id.clone()),
-                Ok(true) => permits.push(candidate.id.clone()),
-                // Fail closed: a policy that errs might have been a forbid.
-                Err(e) => errors.push(error_reason(
-                    &candidate.id,
-                    format!("policy `{}` could not be evaluated: {e}", candidate.id),
-                )),
             }
+        };
+        let first = pass(approved)?;
+        if first.allowed {
+            return Ok((
+                Outcome::Allow,
+                self.policy_reasons(&first.determining, false),
+            ));
         }
-        if !errors.is_empty() {
-            return Err(errors);
+        if approved {
+            return Ok((Outcome::Deny, self.policy_reasons(&first.determining, true)));
         }
-        let allowed = forbids.is_empty() && !permits.is_empty();
-        Ok(Evaluation {
-            allowed,
-            determining: if allowed { permits } else { forbids },
-            errors,
-        })
+        let second = pass(true)?;
+        if second.allowed {
+            return Ok((
+                Outcome::NeedsApproval,
+                self.policy_reasons(&second.determining, false),
+            ));
+        }
+        let mut ids = first.determining;
+        ids.extend(second.determining);
+        ids.sort();
+        ids.dedup();
+        Ok((Outcome::Deny, self.policy_reasons(&ids, true)))
     }
 
     fn run(
         &self,
         set: &PolicySet,
         request: &cedar_policy::Request,
-        entities: &Entities,
+        entities: &cedar_policy::Entities,
     ) -> Evaluation {
         let response = cedar_policy::Authorizer::new().is_authorized(request, set, entities);
         let determining = response
@@ -622,18 +665,47 @@ struct CedarCall<'a> {
     set: &'a PolicySet,
     index: &'a ScopeIndex,
     action_no: usize,
-    principal: EntityUid,
-    action: EntityUid,
-    resource: EntityUid,
+    principal: ast::EntityUID,
+    action: ast::EntityUID,
+    resource: ast::EntityUID,
     /// Everything but `ownerApproved`.
-    context: cedar_policy::Context,
+    context: ContextMap,
+}
+
+/// One pass over the candidates: allowed, and the policies that determined it.
+/// Fails closed when any candidate erred: a policy that errs might have been a forbid.
+fn summarize(
+    candidates: &[&Indexed],
+    results: &[Result<bool, Reason>],
+) -> Result<Evaluation, Vec<Reason>> {
+    let errors: Vec<Reason> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().cloned())
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut permits = Vec::new();
+    let mut forbids = Vec::new();
+    for (candidate, result) in candidates.iter().zip(results) {
+        match result {
+            Ok(true) if candidate.forbid => forbids.push(candidate.id.clone()),
+            Ok(true) => permits.push(candidate.id.clone()),
+            _ => {}
+        }
+    }
+    let allowed = forbids.is_empty() && !permits.is_empty();
+    Ok(Evaluation {
+        allowed,
+        determining: if allowed { permits } else { forbids },
+        errors: Vec::new(),
+    })
 }
 
 /// The request, resolved against the product: names, fields, period.
 struct Checked<'a> {
-    consumer: &'a str,
     provider: &'a str,
-    product_key: String,
+    product_key: &'a str,
     licence_name: &'a str,
     fields: Vec<FieldUse<'a>>,
     all_fields: bool,
@@ -648,12 +720,11 @@ fn product_key(product: &DataProduct) -> Option<String> {
     Some(format!("{ns}/{name}"))
 }
 
-fn provider_mismatch(provider: &str, product: &DataProduct) -> Reason {
+fn provider_mismatch(provider: &str, product_domain: &str) -> Reason {
     Reason::request(
         "provider",
         format!(
-            "the provider Domain given is `{provider}`, but the product belongs to `{}`",
-            product.spec.domain
+            "the provider Domain given is `{provider}`, but the product belongs to `{product_domain}`"
         ),
     )
 }
@@ -666,14 +737,14 @@ fn error_reason(id: &str, message: impl Into<String>) -> Reason {
     }
 }
 
-fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reason>> {
+fn check_request<'a>(input: &PreparedInput<'a>) -> Result<Checked<'a>, Vec<Reason>> {
     let mut reasons = Vec::new();
-    let consumer = input.consumer.metadata.name.as_deref().unwrap_or("");
-    let provider = input.provider.metadata.name.as_deref().unwrap_or("");
-    let licence_name = input.licence.metadata.name.as_deref().unwrap_or("");
-    let product = &input.product.spec;
+    let consumer = input.consumer.name.as_str();
+    let provider = input.provider.name.as_str();
+    let licence_name = input.licence.name.as_str();
+    let product = input.product;
     let request = input.request;
-    let product_key = product_key(input.product).unwrap_or_default();
+    let product_key = product.key.as_str();
 
     if consumer.is_empty()
         || provider.is_empty()
@@ -695,10 +766,14 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
         ));
     }
     if provider != product.domain {
-        reasons.push(provider_mismatch(provider, input.product));
+        reasons.push(provider_mismatch(provider, &product.domain));
     }
-    let asked = format!("{}/{}", request.product.namespace, request.product.name);
-    if asked != product_key {
+    // The same as comparing `namespace/name` keys: Kubernetes names hold no `/`.
+    if product_key.is_empty()
+        || request.product.namespace != product.namespace
+        || request.product.name != product.name
+    {
+        let asked = format!("{}/{}", request.product.namespace, request.product.name);
         reasons.push(Reason::request(
             "product",
             format!("the request asks for `{asked}`, but the product given is `{product_key}`"),
@@ -720,7 +795,7 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
         // Identifiers only ever go to a request that names them.
         fields.extend(
             product
-                .schema
+                .fields
                 .iter()
                 .filter(|f| f.classification != FieldClassification::Identifier)
                 .map(|f| FieldUse {
@@ -730,7 +805,7 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
         );
     }
     for field in &request.fields {
-        match input.product.spec.field(field.as_str()) {
+        match product.field(field.as_str()) {
             Some(f) => fields.push(FieldUse {
                 name: f.name.as_str(),
                 classification: f.classification.as_str(),
@@ -784,7 +859,6 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
     let seconds = end.duration_since(start).as_secs();
     let duration_days = (seconds + 86_399) / 86_400;
     Ok(Checked {
-        consumer,
         provider,
         product_key,
         licence_name,
@@ -794,33 +868,4 @@ fn check_request<'a>(input: &DecisionInput<'a>) -> Result<Checked<'a>, Vec<Reaso
         end,
         duration_days,
     })
-}
-
-fn sunset(product: &DataProduct) -> Option<Result<Timestamp, Reason>> {
-    let s = product.spec.lifecycle.sunset_date.as_deref()?;
-    Some(s.parse::<Timestamp>().map_err(|e| {
-        Reason::request(
-            "sunsetDate",
-            format!("the product's sunset date `{s}` is not an RFC 3339 time: {e}"),
-        )
-    }))
-}
-
-/// A time as Cedar's `datetime` accepts it: UTC with exactly three
-/// fractional digits (Cedar refuses nanoseconds and short fractions).
-pub(crate) fn cedar_datetime(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-#[cfg(test)]
-mod datetime_tests {
-    use super::*;
-
-    #[test]
-    fn cedar_datetime_has_millisecond_precision() {
-        let t: Timestamp = "2026-11-26T01:51:49.120456789Z".parse().unwrap_or_default();
-        assert_eq!(cedar_datetime(t), "2026-11-26T01:51:49.120Z");
-        let t: Timestamp = "2026-11-26T01:51:49Z".parse().unwrap_or_default();
-        assert_eq!(cedar_datetime(t), "2026-11-26T01:51:49.000Z");
-    }
 }

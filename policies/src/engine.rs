@@ -8,7 +8,7 @@
 //! set of the product's domain: its cost does not grow with other domains.
 
 use crate::error::{PolicyError, PolicyErrorKind, PolicySetError};
-use crate::index::ScopeIndex;
+use crate::index::{Indexed, ScopeIndex};
 use cedar_policy::{
     Effect, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode,
     Validator,
@@ -120,11 +120,9 @@ pub struct PolicyInfo {
     pub line: u32,
 }
 
-/// Entity type and action names, parsed once per engine.
+/// Action names, parsed once per engine (entity types: `prepared::CORE_NAMES`).
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
-    pub domain: EntityTypeName,
-    pub product: EntityTypeName,
     pub actions: [EntityUid; 4],
 }
 
@@ -344,12 +342,30 @@ impl PolicyEngine {
 
         let actions = names.actions.clone().map(|a| a.as_ref().clone());
         let flat = actions_are_flat(&schema);
-        let index =
-            |set: &PolicySet| ScopeIndex::new(set.policies().map(AsRef::as_ref), &actions, flat);
-        let central_index = index(&central);
+        // Each policy is prepared once; domains share the central entries.
+        let central_entries: HashMap<String, Arc<Indexed>> = central
+            .policies()
+            .map(|p| (p.id().to_string(), Indexed::new(p.as_ref(), flat)))
+            .collect();
+        let entries = |set: &PolicySet| -> Vec<Arc<Indexed>> {
+            set.policies()
+                .map(|p| {
+                    central_entries
+                        .get(AsRef::<str>::as_ref(p.id()))
+                        .cloned()
+                        .unwrap_or_else(|| Indexed::new(p.as_ref(), flat))
+                })
+                .collect()
+        };
+        let central_index = ScopeIndex::new(entries(&central), &actions, flat);
         let domain_index = by_domain
             .iter()
-            .map(|(domain, set)| (domain.clone(), index(set)))
+            .map(|(domain, set)| {
+                (
+                    domain.clone(),
+                    ScopeIndex::new(entries(set), &actions, flat),
+                )
+            })
             .collect();
 
         Ok(PolicyEngine {
@@ -486,8 +502,6 @@ fn names() -> Result<Names, PolicyError> {
         EntityUid::from_type_name_and_id(action.clone(), cedar_policy::EntityId::new(id))
     };
     Ok(Names {
-        domain: parse("DataMesh::Domain")?,
-        product: parse("DataMesh::DataProduct")?,
         actions: [
             act("Read"),
             act("Subscribe"),

@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 mod index;
 pub mod licence;
+pub mod prepared;
 mod request;
 pub mod testfile;
 
@@ -35,3 +36,6 @@ pub use engine::{
     SHIPPED_POLICIES, shipped_sources,
 };
 pub use error::{PolicyError, PolicyErrorKind, PolicySetError};
+pub use prepared::{
+    PreparedDomain, PreparedInput, PreparedLicence, PreparedObjects, PreparedProduct,
+};

@@ -1,12 +1,18 @@
-//! Turns datamesh objects into a Cedar request: the consumer and provider
-//! Domains and the DataProduct become entities, the agreement becomes the
-//! context. Shapes follow `cedar/datamesh.cedarschema`; a test checks that.
+//! Turns one request into Cedar's inputs: the prepared entities of the
+//! consumer, provider and product (see `prepared.rs`) and the context record
+//! of the agreement. Values are built directly (no `RestrictedExpression`
+//! evaluation, no schema check per request); shapes follow
+//! `cedar/datamesh.cedarschema`, which a test checks with the schema.
 
-use crate::engine::Names;
-use crate::licence::country;
-use cedar_policy::{Entities, Entity, EntityId, EntityUid, RestrictedExpression, Schema};
-use datamesh_crds::{DataProduct, Domain, LicenceSpec};
-use std::collections::{HashMap, HashSet};
+use crate::prepared::{PreparedDomain, PreparedProduct, string, strings};
+use cedar_policy_core::ast::{Name, PartialValue, Value};
+use cedar_policy_core::entities::{Entities, NoEntitiesSchema, TCComputation};
+use cedar_policy_core::extensions::Extensions;
+use jiff::Timestamp;
+use smol_str::SmolStr;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::LazyLock;
 
 /// A field asked for, with its classification in the product's schema.
 #[derive(Debug, Clone)]
@@ -23,262 +29,105 @@ pub(crate) struct ContextParts<'a> {
     pub duration_days: i64,
     pub commercial_use: bool,
     pub redistribution: bool,
-    pub licence_name: &'a str,
-    pub licence: &'a LicenceSpec,
+    /// The prepared `context.licence` record.
+    pub licence: &'a Value,
     pub accepted_version: &'a str,
     pub dpia_reference_given: bool,
     pub existing_agreement: bool,
-    pub now: String,
+    pub now: Value,
 }
 
-pub(crate) fn domain_uid(names: &Names, name: &str) -> EntityUid {
-    EntityUid::from_type_name_and_id(names.domain.clone(), EntityId::new(name))
-}
+/// A context record: attribute name to value.
+pub(crate) type ContextMap = BTreeMap<SmolStr, Value>;
 
-pub(crate) fn product_uid(names: &Names, key: &str) -> EntityUid {
-    EntityUid::from_type_name_and_id(names.product.clone(), EntityId::new(key))
-}
-
-fn strings<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
-    RestrictedExpression::new_set(
-        items
-            .into_iter()
-            .map(|s| RestrictedExpression::new_string(s.to_string())),
-    )
-}
-
-fn domain_entity(names: &Names, name: &str, domain: &Domain) -> Result<Entity, String> {
-    let spec = &domain.spec;
-    let attrs = HashMap::from([
-        (
-            "sector".to_string(),
-            RestrictedExpression::new_string(spec.sector.as_str().to_string()),
-        ),
-        (
-            "jurisdiction".to_string(),
-            RestrictedExpression::new_string(spec.jurisdiction.clone()),
-        ),
-        (
-            "country".to_string(),
-            RestrictedExpression::new_string(country(&spec.jurisdiction).to_string()),
-        ),
-        (
-            "accreditations".to_string(),
-            strings(spec.accreditations.iter().map(|a| a.as_str())),
-        ),
-    ]);
-    Entity::new(domain_uid(names, name), attrs, HashSet::new()).map_err(|e| e.to_string())
-}
-
-fn product_entity(
-    names: &Names,
-    key: &str,
-    provider: &str,
-    product: &DataProduct,
-) -> Result<Entity, String> {
-    let spec = &product.spec;
-    let mut attrs = HashMap::from([
-        (
-            "domain".to_string(),
-            RestrictedExpression::new_entity_uid(domain_uid(names, provider)),
-        ),
-        (
-            "classification".to_string(),
-            RestrictedExpression::new_string(spec.classification.as_str().to_string()),
-        ),
-        (
-            "personalData".to_string(),
-            RestrictedExpression::new_bool(spec.personal_data),
-        ),
-        (
-            "licence".to_string(),
-            RestrictedExpression::new_string(spec.licence.clone()),
-        ),
-        (
-            "lifecycle".to_string(),
-            RestrictedExpression::new_string(spec.lifecycle.stage.as_str().to_string()),
-        ),
-        (
-            "tags".to_string(),
-            strings(spec.tags.iter().map(|t| t.as_str())),
-        ),
-        (
-            "themes".to_string(),
-            strings(spec.themes.iter().map(|t| t.as_str())),
-        ),
-    ]);
-    if let Some(region) = &spec.region {
-        attrs.insert(
-            "region".to_string(),
-            RestrictedExpression::new_string(region.clone()),
-        );
-    }
-    Entity::new(product_uid(names, key), attrs, HashSet::new()).map_err(|e| e.to_string())
-}
-
-/// The three entities of a decision (two when the consumer is the provider).
+/// The entities of a decision (two when the consumer is the provider).
 pub(crate) fn entities(
-    names: &Names,
-    consumer: (&str, &Domain),
-    provider: (&str, &Domain),
-    product: (&str, &DataProduct),
-    schema: Option<&Schema>,
+    consumer: &PreparedDomain,
+    provider: &PreparedDomain,
+    product: &PreparedProduct,
 ) -> Result<Entities, String> {
-    let mut list = vec![domain_entity(names, consumer.0, consumer.1)?];
-    if provider.0 != consumer.0 {
-        list.push(domain_entity(names, provider.0, provider.1)?);
+    let mut list = Vec::with_capacity(3);
+    list.push(consumer.entity.clone());
+    if provider.name != consumer.name {
+        list.push(provider.entity.clone());
     }
-    list.push(product_entity(names, product.0, provider.0, product.1)?);
-    Entities::from_entities(list, schema).map_err(|e| e.to_string())
-}
-
-fn licence_terms(name: &str, licence: &LicenceSpec) -> RestrictedExpression {
-    let mut fields = vec![
-        (
-            "name".to_string(),
-            RestrictedExpression::new_string(name.to_string()),
-        ),
-        (
-            "version".to_string(),
-            RestrictedExpression::new_string(licence.version.clone()),
-        ),
-        (
-            "permittedPurposes".to_string(),
-            strings(licence.permitted_purposes.iter().map(|p| p.as_str())),
-        ),
-        (
-            "commercialUse".to_string(),
-            RestrictedExpression::new_bool(licence.commercial_use),
-        ),
-        (
-            "redistribution".to_string(),
-            RestrictedExpression::new_bool(licence.redistribution),
-        ),
-        (
-            "derivatives".to_string(),
-            RestrictedExpression::new_bool(licence.derivatives),
-        ),
-        (
-            "jurisdictions".to_string(),
-            strings(licence.jurisdictions.iter().map(|j| j.0.as_str())),
-        ),
-        (
-            "requiresAgreement".to_string(),
-            RestrictedExpression::new_bool(licence.requires_agreement),
-        ),
-    ];
-    if let Some(days) = licence.max_duration_days {
-        fields.push((
-            "maxDurationDays".to_string(),
-            RestrictedExpression::new_long(i64::from(days)),
-        ));
-    }
-    if let Some(days) = licence.retention_days {
-        fields.push((
-            "retentionDays".to_string(),
-            RestrictedExpression::new_long(i64::from(days)),
-        ));
-    }
-    // Keys are distinct literals, so building the record cannot fail; an empty
-    // record would only make every policy that reads it fail (and so deny).
-    RestrictedExpression::new_record(fields)
-        .unwrap_or_else(|_| RestrictedExpression::new_bool(false))
-}
-
-/// The context pairs except `ownerApproved`, which each evaluation sets.
-pub(crate) fn context_pairs(parts: &ContextParts<'_>) -> Vec<(String, RestrictedExpression)> {
-    let fields = parts.fields.iter().map(|f| {
-        RestrictedExpression::new_record([
-            (
-                "name".to_string(),
-                RestrictedExpression::new_string(f.name.to_string()),
-            ),
-            (
-                "classification".to_string(),
-                RestrictedExpression::new_string(f.classification.to_string()),
-            ),
-        ])
-        .unwrap_or_else(|_| RestrictedExpression::new_bool(false))
-    });
-    let classifications: HashSet<&str> = parts.fields.iter().map(|f| f.classification).collect();
-    vec![
-        (
-            "purpose".to_string(),
-            RestrictedExpression::new_string(parts.purpose.to_string()),
-        ),
-        ("fields".to_string(), RestrictedExpression::new_set(fields)),
-        (
-            "fieldNames".to_string(),
-            strings(parts.fields.iter().map(|f| f.name)),
-        ),
-        ("fieldClassifications".to_string(), strings(classifications)),
-        (
-            "allFields".to_string(),
-            RestrictedExpression::new_bool(parts.all_fields),
-        ),
-        (
-            "durationDays".to_string(),
-            RestrictedExpression::new_long(parts.duration_days),
-        ),
-        (
-            "commercialUse".to_string(),
-            RestrictedExpression::new_bool(parts.commercial_use),
-        ),
-        (
-            "redistribution".to_string(),
-            RestrictedExpression::new_bool(parts.redistribution),
-        ),
-        (
-            "licence".to_string(),
-            licence_terms(parts.licence_name, parts.licence),
-        ),
-        (
-            "acceptedLicenceVersion".to_string(),
-            RestrictedExpression::new_string(parts.accepted_version.to_string()),
-        ),
-        (
-            "dpiaReferenceGiven".to_string(),
-            RestrictedExpression::new_bool(parts.dpia_reference_given),
-        ),
-        (
-            "existingAgreement".to_string(),
-            RestrictedExpression::new_bool(parts.existing_agreement),
-        ),
-        (
-            "now".to_string(),
-            RestrictedExpression::new_datetime(&parts.now),
-        ),
-    ]
-}
-
-/// A request with `ownerApproved` set; `schema` validates it (tests pass one,
-/// the hot path does not: the shapes above are fixed and tested).
-#[cfg(test)]
-pub(crate) fn request(
-    principal: EntityUid,
-    action: EntityUid,
-    resource: EntityUid,
-    pairs: &[(String, RestrictedExpression)],
-    owner_approved: bool,
-    schema: Option<&Schema>,
-) -> Result<cedar_policy::Request, String> {
-    let mut pairs = pairs.to_vec();
-    pairs.push((
-        "ownerApproved".to_string(),
-        RestrictedExpression::new_bool(owner_approved),
-    ));
-    let context = cedar_policy::Context::from_pairs(pairs).map_err(|e| e.to_string())?;
-    cedar_policy::Request::new(principal, action, resource, context, schema)
+    list.push(product.entity.clone());
+    // No entity has parents, so the transitive closure is trivially computed.
+    Entities::new()
+        .add_entities(
+            list,
+            None::<&NoEntitiesSchema>,
+            TCComputation::AssumeAlreadyComputed,
+            Extensions::none(),
+        )
         .map_err(|e| e.to_string())
+}
+
+#[allow(clippy::expect_used)] // a constant name, used in every test run
+static DATETIME: LazyLock<Name> =
+    LazyLock::new(|| Name::from_str("datetime").expect("a valid Cedar function name"));
+
+/// `t` as a Cedar `datetime` value, built by Cedar's own constructor so it
+/// compares exactly as `datetime("...")` in a policy does.
+pub(crate) fn datetime(t: Timestamp) -> Result<Value, String> {
+    let text = t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let f = Extensions::all_available()
+        .func(&DATETIME)
+        .map_err(|e| e.to_string())?;
+    match f.call(&[Value::from(text)]).map_err(|e| e.to_string())? {
+        PartialValue::Value(v) => Ok(v),
+        PartialValue::Residual(_) => Err("datetime() gave no value".to_string()),
+    }
+}
+
+/// The context record except `ownerApproved`, which each evaluation sets.
+pub(crate) fn context(parts: &ContextParts<'_>) -> ContextMap {
+    let fields = Value::set(
+        parts.fields.iter().map(|f| {
+            crate::prepared::record([
+                ("name", string(f.name)),
+                ("classification", string(f.classification)),
+            ])
+        }),
+        None,
+    );
+    let pairs = [
+        ("purpose", string(parts.purpose)),
+        ("fields", fields),
+        ("fieldNames", strings(parts.fields.iter().map(|f| f.name))),
+        (
+            "fieldClassifications",
+            strings(parts.fields.iter().map(|f| f.classification)),
+        ),
+        ("allFields", Value::from(parts.all_fields)),
+        ("durationDays", Value::from(parts.duration_days)),
+        ("commercialUse", Value::from(parts.commercial_use)),
+        ("redistribution", Value::from(parts.redistribution)),
+        ("licence", parts.licence.clone()),
+        ("acceptedLicenceVersion", string(parts.accepted_version)),
+        (
+            "dpiaReferenceGiven",
+            Value::from(parts.dpia_reference_given),
+        ),
+        ("existingAgreement", Value::from(parts.existing_agreement)),
+        ("now", parts.now.clone()),
+    ];
+    pairs
+        .into_iter()
+        .map(|(k, v)| (SmolStr::new_static(k), v))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::PolicyEngine;
+    use crate::prepared::{PreparedLicence, PreparedProduct, domain_uid, product_uid};
     use crate::testfile::{TestDomain, TestLicence, TestProduct, domain, licence, product};
+    use cedar_policy_core::ast;
     use datamesh_crds::Sector;
     use datamesh_crds::product::FieldClassification;
+    use std::sync::Arc;
 
     /// The hot path skips schema checks, so the shapes built here must match
     /// the schema exactly: checked once, with the schema, for both actions.
@@ -291,8 +140,8 @@ mod tests {
             jurisdiction: "GB-SCT".into(),
             accreditations: vec!["x".into()],
         };
-        let consumer = domain("c", &d);
-        let provider = domain("p", &d);
+        let consumer = PreparedDomain::new(&domain("c", &d));
+        let provider = PreparedDomain::new(&domain("p", &d));
         let p = TestProduct {
             domain: "p".into(),
             classification: datamesh_crds::Classification::Personal,
@@ -304,8 +153,8 @@ mod tests {
             tags: vec!["t".into()],
             fields: [("f".to_string(), FieldClassification::Identifier)].into(),
         };
-        let prod = product("ns", "prod", &p);
-        let lic = licence(
+        let prod = PreparedProduct::new(&product("ns", "prod", &p));
+        let lic = PreparedLicence::new(&licence(
             "l",
             &TestLicence {
                 version: "1".into(),
@@ -318,15 +167,14 @@ mod tests {
                 jurisdictions: vec!["GB".into()],
                 requires_agreement: true,
             },
-        );
+        ));
         let schema = Some(engine.schema());
-        entities(
-            names,
-            ("c", &consumer),
-            ("p", &provider),
-            ("ns/prod", &prod),
+        let built = entities(&consumer, &provider, &prod)?;
+        cedar_policy::Entities::from_entities(
+            built.iter().map(|e| cedar_policy::Entity::from(e.clone())),
             schema,
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         let fields = [FieldUse {
             name: "f",
             classification: "identifier",
@@ -336,26 +184,42 @@ mod tests {
             fields: &fields,
             all_fields: false,
             duration_days: 3,
+            licence: &lic.terms,
             commercial_use: false,
             redistribution: false,
-            licence_name: "l",
-            licence: &lic.spec,
             accepted_version: "1",
             dpia_reference_given: true,
             existing_agreement: false,
-            now: "2025-06-01T00:00:00Z".into(),
+            now: datetime("2025-06-01T00:00:00Z".parse().map_err(|e| format!("{e}"))?)?,
         };
-        let pairs = context_pairs(&parts);
+        let mut values = context(&parts);
+        values.insert("ownerApproved".into(), Value::from(true));
+        let context = cedar_policy::Context::from(ast::Context::Value(Arc::new(values)));
         for action in &names.actions[..2] {
-            request(
-                domain_uid(names, "c"),
+            cedar_policy::Request::new(
+                cedar_policy::EntityUid::from(domain_uid("c")),
                 action.clone(),
-                product_uid(names, "ns/prod"),
-                &pairs,
-                true,
+                cedar_policy::EntityUid::from(product_uid("ns/prod")),
+                context.clone(),
                 schema,
-            )?;
+            )
+            .map_err(|e| e.to_string())?;
         }
+        Ok(())
+    }
+
+    #[test]
+    fn datetime_has_millisecond_precision() -> Result<(), String> {
+        let t: Timestamp = "2026-11-26T01:51:49.120456789Z"
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let expected = cedar_policy::RestrictedExpression::new_datetime("2026-11-26T01:51:49.120Z");
+        let context = cedar_policy::Context::from_pairs([("now".to_string(), expected)])
+            .map_err(|e| e.to_string())?;
+        let ast::Context::Value(map) = context.as_ref() else {
+            return Err("not a value".into());
+        };
+        assert_eq!(map.get("now"), Some(&datetime(t)?));
         Ok(())
     }
 }
