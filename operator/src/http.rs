@@ -17,7 +17,7 @@ use crate::context::Stores;
 use crate::metrics::Metrics;
 use axum::{
     Json, Router,
-    extract::{Query, State as AxState},
+    extract::{RawQuery, State as AxState},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
@@ -102,11 +102,9 @@ fn error(code: StatusCode, message: impl std::fmt::Display) -> Response {
     (code, Json(json!({"error": message.to_string()}))).into_response()
 }
 
-async fn audit(
-    AxState(state): AxState<State>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Response {
-    let filter = match Filter::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+async fn audit(AxState(state): AxState<State>, RawQuery(query): RawQuery) -> Response {
+    // The same pure parser the audit_query fuzz target exercises.
+    let filter = match Filter::from_query(query.as_deref().unwrap_or_default()) {
         Ok(f) => f,
         Err(e) => {
             return (

@@ -1,5 +1,9 @@
 //! Filters of the read API, parsed from query parameters. A bad parameter is
 //! refused with a message naming it, so a typo never silently widens a query.
+//!
+//! Pure (no I/O, no crate-internal imports): the HTTP handler calls
+//! [`Filter::from_query`] on the raw query string, and `fuzz/fuzz_targets/audit_query.rs`
+//! compiles this very file to fuzz it.
 
 use jiff::Timestamp;
 
@@ -91,6 +95,13 @@ fn time(parameter: &str, value: &str) -> Result<Timestamp, BadParameter> {
 }
 
 impl Filter {
+    /// Parses a raw URL query string (`product=transport%2Fbus&limit=5`) as the
+    /// HTTP API receives it: percent-decoded, `+` as space, invalid UTF-8 replaced.
+    pub fn from_query(query: &str) -> Result<Self, BadParameter> {
+        let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
+        Self::from_params(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+    }
+
     /// Parses query parameters; unknown or repeated parameters are refused.
     pub fn from_params<'a>(
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -176,5 +187,40 @@ mod tests {
         ])
         .err();
         assert_eq!(e.map(|e| e.parameter), Some("until".to_string()));
+    }
+
+    #[test]
+    fn decodes_the_raw_query_string() {
+        let f =
+            Filter::from_query("product=transport%2Fbus&since=2026-01-01T00%3A00%3A00Z&limit=7")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f.product.as_deref(), Some("transport/bus"));
+        assert_eq!(f.limit, 7);
+        assert!(f.since.is_some());
+        assert_eq!(Filter::from_query(""), Ok(Filter::default()));
+    }
+
+    #[test]
+    fn raw_query_refusals_name_the_parameter() {
+        let cases = [
+            ("limit=1&limit=2", "limit"),
+            ("limit", "limit"),
+            ("limit=10001", "limit"),
+            ("=5", ""),
+            ("product=bus%25", "product"),
+            ("product=bus_%2A", "product"),
+            ("consumer=a+b", "consumer"),
+            ("%FF=1", "\u{fffd}"),
+            ("li%6Dit=0", "limit"),
+            ("domain=%2F", "domain"),
+        ];
+        for (query, parameter) in cases {
+            let e = Filter::from_query(query).err();
+            assert_eq!(
+                e.map(|e| e.parameter),
+                Some(parameter.to_string()),
+                "{query}"
+            );
+        }
     }
 }
