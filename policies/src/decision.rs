@@ -7,6 +7,7 @@
 //! permits that fired say why), anything else is Deny. Once the provider has
 //! approved, the caller decides with [`DecisionInput::owner_approved`] set.
 
+use crate::conjuncts::Facts;
 use crate::engine::{DEFAULT_DENY_ID, PolicyEngine};
 use crate::index::{Indexed, ScopeIndex};
 use crate::licence::check_terms;
@@ -26,6 +27,7 @@ use datamesh_crds::product::FieldClassification;
 use datamesh_crds::{DataProduct, Domain, Licence};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 /// What a decision allows.
@@ -317,18 +319,15 @@ impl PolicyEngine {
             principal: input.consumer.entity.uid().clone(),
             action: names.actions[action_no].as_ref().clone(),
             resource: product_uid(product_key),
+            consumer: input.consumer,
+            provider: input.provider,
+            product: input.product,
             context: request::context(&parts),
         };
-        let entities = match request::entities(input.consumer, input.provider, input.product) {
-            Ok(e) => e,
-            Err(e) => return Decision::deny(version, vec![error_reason("entities", e)]),
+        let (cedar_outcome, cedar_reasons) = match self.cedar_outcome(cedar, input.owner_approved) {
+            Ok(r) => r,
+            Err(errors) => return Decision::deny(version, errors),
         };
-
-        let (cedar_outcome, cedar_reasons) =
-            match self.cedar_outcome(cedar, &entities, input.owner_approved) {
-                Ok(r) => r,
-                Err(errors) => return Decision::deny(version, errors),
-            };
 
         let (outcome, reasons) = if cedar_outcome == Outcome::Deny || !terms.failed.is_empty() {
             let mut reasons = if cedar_outcome == Outcome::Deny {
@@ -480,40 +479,64 @@ impl PolicyEngine {
     fn cedar_outcome(
         &self,
         call: CedarCall<'_>,
-        entities: &Entities,
         approved: bool,
     ) -> Result<(Outcome, Vec<Reason>), Vec<Reason>> {
+        // The entity store, built only if Cedar's evaluator is needed.
+        let entities: OnceCell<Result<Entities, Reason>> = OnceCell::new();
+        let entities = || {
+            entities
+                .get_or_init(|| {
+                    request::entities(call.consumer, call.provider, call.product)
+                        .map_err(|e| error_reason("entities", e))
+                })
+                .as_ref()
+                .map_err(Clone::clone)
+        };
         if self.uses_stock_authorizer() {
-            return self.stock_outcome(&call, entities, approved);
+            return self.stock_outcome(&call, entities().map_err(|e| vec![e])?, approved);
         }
         let candidates: Vec<&Indexed> = call
             .index
             .candidates(call.action_no, &call.principal)
             .collect();
         let needs_second = !approved && candidates.iter().any(|c| c.reads_owner_approved);
-        let mut context = call.context;
-        let second_context = needs_second.then(|| {
-            let mut values = context.clone();
-            values.insert("ownerApproved".into(), ast::Value::from(true));
-            values
-        });
-        context.insert("ownerApproved".into(), ast::Value::from(approved));
-        let evaluator = |values: ContextMap| {
-            Evaluator::new(
+        let with_approval = |approved: bool| {
+            let mut values = call.context.clone();
+            values.insert("ownerApproved".into(), ast::Value::from(approved));
+            Arc::new(values)
+        };
+        let evaluator = |values: &Arc<ContextMap>| -> Result<Evaluator<'_>, Reason> {
+            Ok(Evaluator::new(
                 ast::Request::new_unchecked(
                     ast::EntityUIDEntry::known(call.principal.clone(), None),
                     ast::EntityUIDEntry::known(call.action.clone(), None),
                     ast::EntityUIDEntry::known(call.resource.clone(), None),
-                    Some(ast::Context::Value(Arc::new(values))),
+                    Some(ast::Context::Value(Arc::clone(values))),
                 ),
-                entities,
+                entities()?,
                 Extensions::all_available(),
-            )
+            ))
+        };
+        let facts = |context| Facts {
+            principal: &call.consumer.entity,
+            resource: &call.product.entity,
+            context,
         };
 
-        let first_eval = evaluator(context);
-        let first_results: Vec<Result<bool, Reason>> =
-            candidates.iter().map(|c| c.evaluate(&first_eval)).collect();
+        let first_context = with_approval(approved);
+        let first_eval = OnceCell::new();
+        let first_facts = facts(&first_context);
+        let first_results: Vec<Result<bool, Reason>> = candidates
+            .iter()
+            .map(|c| {
+                c.evaluate(&first_facts, || {
+                    first_eval
+                        .get_or_init(|| evaluator(&first_context))
+                        .as_ref()
+                        .map_err(Clone::clone)
+                })
+            })
+            .collect();
         let first = summarize(&candidates, &first_results)?;
         if first.allowed {
             return Ok((
@@ -524,23 +547,28 @@ impl PolicyEngine {
         if approved {
             return Ok((Outcome::Deny, self.policy_reasons(&first.determining, true)));
         }
-        let second = match second_context {
-            None => first.clone(),
-            Some(values) => {
-                let second_eval = evaluator(values);
-                let results: Vec<Result<bool, Reason>> = candidates
-                    .iter()
-                    .zip(first_results)
-                    .map(|(c, earlier)| {
-                        if c.reads_owner_approved {
-                            c.evaluate(&second_eval)
-                        } else {
-                            earlier
-                        }
+        let second = if needs_second {
+            let second_context = with_approval(true);
+            let second_eval = OnceCell::new();
+            let second_facts = facts(&second_context);
+            let results: Vec<Result<bool, Reason>> = candidates
+                .iter()
+                .zip(first_results)
+                .map(|(c, earlier)| {
+                    if !c.reads_owner_approved {
+                        return earlier;
+                    }
+                    c.evaluate(&second_facts, || {
+                        second_eval
+                            .get_or_init(|| evaluator(&second_context))
+                            .as_ref()
+                            .map_err(Clone::clone)
                     })
-                    .collect();
-                summarize(&candidates, &results)?
-            }
+                })
+                .collect();
+            summarize(&candidates, &results)?
+        } else {
+            first.clone()
         };
         if second.allowed {
             return Ok((
@@ -668,6 +696,10 @@ struct CedarCall<'a> {
     principal: ast::EntityUID,
     action: ast::EntityUID,
     resource: ast::EntityUID,
+    /// The prepared objects the entity store is built from.
+    consumer: &'a PreparedDomain,
+    provider: &'a PreparedDomain,
+    product: &'a PreparedProduct,
     /// Everything but `ownerApproved`.
     context: ContextMap,
 }
@@ -801,6 +833,7 @@ fn check_request<'a>(input: &PreparedInput<'a>) -> Result<Checked<'a>, Vec<Reaso
                 .map(|f| FieldUse {
                     name: f.name.as_str(),
                     classification: f.classification.as_str(),
+                    record: &f.record,
                 }),
         );
     }
@@ -809,6 +842,7 @@ fn check_request<'a>(input: &PreparedInput<'a>) -> Result<Checked<'a>, Vec<Reaso
             Some(f) => fields.push(FieldUse {
                 name: f.name.as_str(),
                 classification: f.classification.as_str(),
+                record: &f.record,
             }),
             None => reasons.push(Reason::request(
                 "fields",

@@ -14,6 +14,7 @@
 //! answers exactly as it does in the authorizer; a policy left out could only
 //! have been false.
 
+use crate::conjuncts::{self, Conjunct, Facts};
 use crate::decision::{Reason, ReasonKind};
 use cedar_policy_core::ast::{
     ActionConstraint, Effect, EntityReference, EntityUID, Expr, ExprKind, Literal, Policy,
@@ -42,8 +43,9 @@ struct ActionPolicies {
 pub(crate) struct Indexed {
     pub policy: Policy,
     /// The policy's condition less the scope constraints that are true for
-    /// every request it is a candidate for (see [`residual_condition`]).
-    pub condition: Arc<Expr>,
+    /// every request it is a candidate for (see [`residual_condition`]),
+    /// split into its `&&` chain.
+    conjuncts: Vec<Conjunct>,
     pub id: String,
     pub forbid: bool,
     /// The condition may read `context.ownerApproved` (conservatively: any
@@ -60,15 +62,33 @@ impl Indexed {
         Arc::new(Indexed {
             policy: policy.clone(),
             reads_owner_approved: reads_owner_approved(&condition),
-            condition: Arc::new(condition),
+            conjuncts: conjuncts::split(&condition),
             id: policy.id().to_string(),
             forbid: policy.effect() == Effect::Forbid,
         })
     }
 
     /// Whether the policy applies; what `Evaluator::evaluate` answers.
-    pub fn evaluate(&self, evaluator: &Evaluator<'_>) -> Result<bool, Reason> {
-        let value = match evaluator.interpret(&self.condition, self.policy.env()) {
+    /// Conjuncts are decided on `facts` while they can be (see
+    /// `conjuncts.rs`); from the first that cannot, the rest goes to Cedar's
+    /// evaluator, which `evaluator` gives (built only when first needed).
+    pub fn evaluate<'e>(
+        &self,
+        facts: &Facts<'_>,
+        evaluator: impl FnOnce() -> Result<&'e Evaluator<'e>, Reason>,
+    ) -> Result<bool, Reason> {
+        for conjunct in &self.conjuncts {
+            match conjunct.test.as_ref().and_then(|t| t.eval(facts)) {
+                Some(false) => return Ok(false),
+                Some(true) => continue,
+                None => return self.interpret(evaluator()?, &conjunct.rest),
+            }
+        }
+        Ok(true)
+    }
+
+    fn interpret(&self, evaluator: &Evaluator<'_>, expr: &Expr) -> Result<bool, Reason> {
+        let value = match evaluator.interpret(expr, self.policy.env()) {
             Ok(v) => v,
             Err(e) => return Err(self.error(e)),
         };

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+mod conjuncts;
 pub mod decision;
 pub mod engine;
 pub mod error;

@@ -65,6 +65,14 @@ pub(crate) fn record(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> 
     )
 }
 
+/// One element of `context.fields`.
+pub(crate) fn field_record(name: &str, classification: &str) -> Value {
+    record([
+        ("name", string(name)),
+        ("classification", string(classification)),
+    ])
+}
+
 fn entity(uid: EntityUID, attrs: Vec<(&'static str, Value)>) -> Arc<Entity> {
     Arc::new(Entity::new_with_attr_partial_value(
         uid,
@@ -117,6 +125,8 @@ impl PreparedDomain {
 pub(crate) struct PreparedField {
     pub name: String,
     pub classification: FieldClassification,
+    /// `{name, classification}`, the element of `context.fields`.
+    pub record: Value,
 }
 
 /// A DataProduct as a resource: its Cedar entity and what the request checks need.
@@ -177,6 +187,7 @@ impl PreparedProduct {
                 .map(|f| PreparedField {
                     name: f.name.clone(),
                     classification: f.classification,
+                    record: field_record(&f.name, f.classification.as_str()),
                 })
                 .collect(),
             sunset,

@@ -19,6 +19,8 @@ use std::sync::LazyLock;
 pub(crate) struct FieldUse<'a> {
     pub name: &'a str,
     pub classification: &'static str,
+    /// The prepared `{name, classification}` record.
+    pub record: &'a Value,
 }
 
 /// Everything the context needs besides the flags that vary per evaluation.
@@ -63,54 +65,54 @@ pub(crate) fn entities(
         .map_err(|e| e.to_string())
 }
 
-#[allow(clippy::expect_used)] // a constant name, used in every test run
+#[allow(clippy::expect_used)] // constant names, used in every test run
 static DATETIME: LazyLock<Name> =
-    LazyLock::new(|| Name::from_str("datetime").expect("a valid Cedar function name"));
+    LazyLock::new(|| Name::from_str("datetime").expect("a Cedar function name"));
 
-/// `t` as a Cedar `datetime` value, built by Cedar's own constructor so it
-/// compares exactly as `datetime("...")` in a policy does.
+/// Calls the Cedar extension function `name`.
+fn call(name: &Name, args: &[Value]) -> Result<Value, String> {
+    let f = Extensions::all_available()
+        .func(name)
+        .map_err(|e| e.to_string())?;
+    match f.call(args).map_err(|e| e.to_string())? {
+        PartialValue::Value(v) => Ok(v),
+        PartialValue::Residual(_) => Err(format!("{name}() gave no value")),
+    }
+}
+
+/// `t`, to the millisecond, as a Cedar `datetime` value: Cedar's own
+/// `datetime("YYYY-MM-DDThh:mm:ss.sssZ")`, so it compares exactly as one
+/// written in a policy. (Building it as an offset from the epoch is slower:
+/// `duration` parsing backtracks.)
 pub(crate) fn datetime(t: Timestamp) -> Result<Value, String> {
     let text = t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    let f = Extensions::all_available()
-        .func(&DATETIME)
-        .map_err(|e| e.to_string())?;
-    match f.call(&[Value::from(text)]).map_err(|e| e.to_string())? {
-        PartialValue::Value(v) => Ok(v),
-        PartialValue::Residual(_) => Err("datetime() gave no value".to_string()),
-    }
+    call(&DATETIME, &[Value::from(text)])
 }
 
 /// The context record except `ownerApproved`, which each evaluation sets.
 pub(crate) fn context(parts: &ContextParts<'_>) -> ContextMap {
-    let fields = Value::set(
-        parts.fields.iter().map(|f| {
-            crate::prepared::record([
-                ("name", string(f.name)),
-                ("classification", string(f.classification)),
-            ])
-        }),
-        None,
-    );
+    let fields = Value::set(parts.fields.iter().map(|f| f.record.clone()), None);
+    // In key order, so building the map needs no sorting.
     let pairs = [
-        ("purpose", string(parts.purpose)),
-        ("fields", fields),
-        ("fieldNames", strings(parts.fields.iter().map(|f| f.name))),
-        (
-            "fieldClassifications",
-            strings(parts.fields.iter().map(|f| f.classification)),
-        ),
-        ("allFields", Value::from(parts.all_fields)),
-        ("durationDays", Value::from(parts.duration_days)),
-        ("commercialUse", Value::from(parts.commercial_use)),
-        ("redistribution", Value::from(parts.redistribution)),
-        ("licence", parts.licence.clone()),
         ("acceptedLicenceVersion", string(parts.accepted_version)),
+        ("allFields", Value::from(parts.all_fields)),
+        ("commercialUse", Value::from(parts.commercial_use)),
         (
             "dpiaReferenceGiven",
             Value::from(parts.dpia_reference_given),
         ),
+        ("durationDays", Value::from(parts.duration_days)),
         ("existingAgreement", Value::from(parts.existing_agreement)),
+        (
+            "fieldClassifications",
+            strings(parts.fields.iter().map(|f| f.classification)),
+        ),
+        ("fieldNames", strings(parts.fields.iter().map(|f| f.name))),
+        ("fields", fields),
+        ("licence", parts.licence.clone()),
         ("now", parts.now.clone()),
+        ("purpose", string(parts.purpose)),
+        ("redistribution", Value::from(parts.redistribution)),
     ];
     pairs
         .into_iter()
@@ -175,9 +177,11 @@ mod tests {
             schema,
         )
         .map_err(|e| e.to_string())?;
+        let record = crate::prepared::field_record("f", "identifier");
         let fields = [FieldUse {
             name: "f",
             classification: "identifier",
+            record: &record,
         }];
         let parts = ContextParts {
             purpose: "research",
@@ -208,18 +212,25 @@ mod tests {
         Ok(())
     }
 
+    /// `now` is the value `datetime("...")` gives, to the millisecond.
     #[test]
-    fn datetime_has_millisecond_precision() -> Result<(), String> {
-        let t: Timestamp = "2026-11-26T01:51:49.120456789Z"
-            .parse()
-            .map_err(|e| format!("{e}"))?;
-        let expected = cedar_policy::RestrictedExpression::new_datetime("2026-11-26T01:51:49.120Z");
-        let context = cedar_policy::Context::from_pairs([("now".to_string(), expected)])
-            .map_err(|e| e.to_string())?;
-        let ast::Context::Value(map) = context.as_ref() else {
-            return Err("not a value".into());
-        };
-        assert_eq!(map.get("now"), Some(&datetime(t)?));
+    fn datetime_equals_cedars_own_to_the_millisecond() -> Result<(), String> {
+        for (time, text) in [
+            ("2026-11-26T01:51:49.120456789Z", "2026-11-26T01:51:49.120Z"),
+            ("2026-11-26T01:51:49Z", "2026-11-26T01:51:49.000Z"),
+            ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000Z"),
+            ("1969-12-31T23:59:59.5Z", "1969-12-31T23:59:59.500Z"),
+            ("2999-02-28T23:59:59.999Z", "2999-02-28T23:59:59.999Z"),
+        ] {
+            let t: Timestamp = time.parse().map_err(|e| format!("{e}"))?;
+            let expected = cedar_policy::RestrictedExpression::new_datetime(text);
+            let context = cedar_policy::Context::from_pairs([("now".to_string(), expected)])
+                .map_err(|e| e.to_string())?;
+            let ast::Context::Value(map) = context.as_ref() else {
+                return Err("not a value".into());
+            };
+            assert_eq!(map.get("now"), Some(&datetime(t)?), "{time}");
+        }
         Ok(())
     }
 }

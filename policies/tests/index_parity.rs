@@ -37,6 +37,16 @@ when { context.ownerApproved && resource.tags.contains("loose") };
 forbid (principal is DataMesh::Domain, action == DataMesh::Action::"Subscribe", resource is DataMesh::DataProduct)
 when { resource.classification == "restricted" };
 
+@id("f-guard-literal-first")
+@reason("c4 gets no restricted data, even once approved")
+forbid (principal == DataMesh::Domain::"c4", action in [DataMesh::Action::"Read", DataMesh::Action::"Subscribe"], resource)
+when { "restricted" == resource.classification && context.ownerApproved };
+
+@id("p-guard-either")
+@reason("private-sector consumers, or personal data, when shared")
+permit (principal, action == DataMesh::Action::"Read", resource)
+when { (principal.sector == "private" || resource.personalData) && resource.tags.contains("shared") };
+
 @id("p-approve-only")
 @reason("managing is not using")
 permit (principal == DataMesh::Domain::"c1", action == DataMesh::Action::"Approve", resource);
@@ -182,6 +192,8 @@ fn indexed_decisions_equal_the_stock_authorizer() {
         "f-eq-any-action",
         "p-in-list",
         "f-is-subscribe",
+        "f-guard-literal-first",
+        "p-guard-either",
     ] {
         assert!(
             reasons.contains(id),
