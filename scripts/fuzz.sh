@@ -34,7 +34,8 @@ for t in "${targets[@]}"; do
       -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
     result="clean"
   else
-    result="CRASH: $(grep -o 'artifacts/[^ ]*' "$log" | tail -1 || true) (see fuzz/$log)"
+    artifact="$(grep -o 'artifacts/[^ ]*' "$log" | tail -1 || true)"
+    if [[ -n "$artifact" ]]; then result="CRASH: fuzz/$artifact (see fuzz/$log)"; else result="FAILED to run (see fuzz/$log)"; fi
     failed=1
   fi
   runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)"
