@@ -29,6 +29,15 @@ pub async fn run_all(ctx: Arc<Context>, converge: Duration) -> anyhow::Result<()
     Ok(())
 }
 
+/// Drops what a cached object never needs and what costs the most memory at
+/// scale: `managedFields` (often larger than the object) and kubectl's
+/// last-applied copy of the whole object.
+pub fn strip<K: kube::ResourceExt>(o: &mut K) {
+    o.managed_fields_mut().clear();
+    o.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
 /// Wraps a reconcile with its metrics and a tracing span.
 pub(crate) async fn instrumented<F>(
     ctx: &Context,

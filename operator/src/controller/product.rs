@@ -79,7 +79,7 @@ async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Actio
         finalizer(&api, FINALIZER, product, |event| async {
             match event {
                 Finalizer::Apply(p) => reconcile_inner(p, &ctx).await,
-                Finalizer::Cleanup(p) => cleanup(&p, &ctx),
+                Finalizer::Cleanup(p) => cleanup(&p, &ctx).await,
             }
         })
         .await
@@ -94,8 +94,14 @@ async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Actio
 
 /// The product stays until no agreement on it is Active: the agreement
 /// controller sees the deletion and revokes each one first.
-fn cleanup(product: &DataProduct, ctx: &Context) -> Result<Action> {
+async fn cleanup(product: &DataProduct, ctx: &Context) -> Result<Action> {
     let (ns, name) = (product.namespace().unwrap_or_default(), product.name_any());
+    // a half-filled cache would let the product go before its agreements' revocation
+    ctx.stores
+        .agreements
+        .wait_until_ready()
+        .await
+        .map_err(|_| crate::Error::Waiting("the agreements cache".into()))?;
     let live = ctx
         .stores
         .agreements

@@ -60,6 +60,10 @@ pub struct Correction {
 
 /// Runs a convergence pass now and then every `every`, until dropped.
 pub async fn run(ctx: Arc<Context>, every: Duration) {
+    // Judging roles against a half-filled cache would drop live grants.
+    if ctx.stores.agreements.wait_until_ready().await.is_err() {
+        return;
+    }
     loop {
         match converge_once(&ctx).await {
             Ok(n) if n > 0 => tracing::info!(corrections = n, "convergence pass done"),
@@ -78,8 +82,8 @@ pub async fn run(ctx: Arc<Context>, every: Duration) {
 /// status is being written is never mistaken for an orphan.
 pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     let enf = &ctx.enforcement;
-    // From the watch cache: every correction is judged again from a fresh
-    // read first, so a stale entry costs at most a GET.
+    // From the watch cache (ready: see [`run`]); every correction is judged
+    // again from a fresh read first, so a stale entry costs at most a GET.
     let agreements = ctx.stores.agreements.state();
     let by_role: BTreeMap<String, &DataSharingAgreement> = agreements
         .iter()

@@ -443,9 +443,7 @@ async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool, sqlx::
 /// Whether the role exists.
 pub async fn has_role(admin: &Admin, role: &str) -> Result<bool, DbError> {
     let mut conn = admin.connect().await?;
-    role_exists(&mut conn, role)
-        .await
-        .map_err(|e| admin.err(e))
+    role_exists(&mut conn, role).await.map_err(|e| admin.err(e))
 }
 
 /// Ends the role: no new logins, its sessions terminated, its privileges in
