@@ -101,6 +101,7 @@ pub async fn run(ctx: Arc<Context>) {
             },
         )
         .reconcile_all_on(versions)
+        .with_config(super::controller_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone());

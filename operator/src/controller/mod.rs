@@ -29,6 +29,17 @@ pub async fn run_all(ctx: Arc<Context>, converge: Duration) -> anyhow::Result<()
     Ok(())
 }
 
+/// Reconciles of one kind running at once. Bounded, so that a start with
+/// tens of thousands of objects queues them instead of holding all of them
+/// in flight (memory, database pool waits); enough to keep the API server
+/// and the grant pool busy.
+pub const WORKERS: u16 = 64;
+
+/// The controller runtime's settings shared by every controller.
+pub fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(WORKERS)
+}
+
 /// Drops what a cached object never needs and what costs the most memory at
 /// scale: `managedFields` (often larger than the object) and kubectl's
 /// last-applied copy of the whole object.
