@@ -401,7 +401,7 @@ async fn main() -> Result<()> {
     let t = Instant::now();
     let gp = format!("{run}-pause");
     let policy = format!(
-        "@id(\"{gp}\")\n@reason(\"sharing with these domains is paused\")\nforbid (principal in [{}], action, resource);",
+        "@id(\"{gp}\")\n@reason(\"sharing with these domains is paused\")\nforbid (principal, action, resource) when {{ [{}].contains(principal) }};",
         revoked_consumers.join(", ")
     );
     create(&Api::<GovernancePolicy>::all(client.clone()), json!({
