@@ -40,6 +40,23 @@ pub fn controller_config() -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default().concurrency(WORKERS)
 }
 
+/// Waits until `store` has its first full list. Store readiness is a
+/// oneshot that wakes only the task that polled it last, and the
+/// controller runtime waits on the same store, so this asks again every
+/// 200 ms instead of sleeping on it alone. False if its watch stopped.
+pub async fn cache_ready<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+            Ok(r) => return r.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
 /// Drops what a cached object never needs and what costs the most memory at
 /// scale: `managedFields` (often larger than the object) and kubectl's
 /// last-applied copy of the whole object.

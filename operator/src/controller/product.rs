@@ -98,11 +98,9 @@ async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Actio
 async fn cleanup(product: &DataProduct, ctx: &Context) -> Result<Action> {
     let (ns, name) = (product.namespace().unwrap_or_default(), product.name_any());
     // a half-filled cache would let the product go before its agreements' revocation
-    ctx.stores
-        .agreements
-        .wait_until_ready()
-        .await
-        .map_err(|_| crate::Error::Waiting("the agreements cache".into()))?;
+    if !super::cache_ready(&ctx.stores.agreements).await {
+        return Err(crate::Error::Waiting("the agreements cache".into()));
+    }
     let live = ctx
         .stores
         .agreements

@@ -61,7 +61,8 @@ pub struct Correction {
 /// Runs a convergence pass now and then every `every`, until dropped.
 pub async fn run(ctx: Arc<Context>, every: Duration) {
     // Judging roles against a half-filled cache would drop live grants.
-    if ctx.stores.agreements.wait_until_ready().await.is_err() {
+    if !crate::controller::cache_ready(&ctx.stores.agreements).await {
+        tracing::error!("the agreements cache stopped; no convergence");
         return;
     }
     loop {
