@@ -28,7 +28,9 @@ pub struct Stores {
     pub products: Store<DataProduct>,
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
-    /// Every DataSharingAgreement.
+    /// Every DataSharingAgreement. The most numerous kind has one cache
+    /// only, filled by the agreement controller's own watch (see
+    /// [`Context::take_agreements_writer`]): ready once this replica leads.
     pub agreements: Store<DataSharingAgreement>,
     /// Every AgreementApproval.
     pub approvals: Store<AgreementApproval>,
@@ -52,6 +54,7 @@ pub struct Context {
     pub audit: Arc<crate::audit::AuditStore>,
     /// Grants and revocations where the data lives.
     pub enforcement: crate::enforcement::Enforcement,
+    agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<DataSharingAgreement>>>,
 }
 
 impl Context {
@@ -63,12 +66,13 @@ impl Context {
         instance: &str,
         audit: Arc<crate::audit::AuditStore>,
     ) -> anyhow::Result<Arc<Self>> {
+        let (agreements, agreements_writer) = reflector::store();
         let stores = Stores {
+            agreements,
             domains: cache(Api::<Domain>::all(client.clone())),
             licences: cache(Api::<Licence>::all(client.clone())),
             products: cache(Api::<DataProduct>::all(client.clone())),
             namespaces: cache(Api::<Namespace>::all(client.clone())),
-            agreements: cache(Api::<DataSharingAgreement>::all(client.clone())),
             approvals: cache(Api::<AgreementApproval>::all(client.clone())),
             policies: cache(Api::<GovernancePolicy>::all(client.clone())),
         };
@@ -76,7 +80,6 @@ impl Context {
         stores.licences.wait_until_ready().await?;
         stores.products.wait_until_ready().await?;
         stores.namespaces.wait_until_ready().await?;
-        stores.agreements.wait_until_ready().await?;
         stores.approvals.wait_until_ready().await?;
         stores.policies.wait_until_ready().await?;
         // The board's policies are in force before any agreement is decided:
@@ -110,7 +113,17 @@ impl Context {
             policy,
             audit,
             enforcement,
+            agreements_writer: std::sync::Mutex::new(Some(agreements_writer)),
         }))
+    }
+
+    /// The writer of [`Stores::agreements`], for the agreement controller's
+    /// watch; None once taken.
+    pub fn take_agreements_writer(&self) -> Option<reflector::store::Writer<DataSharingAgreement>> {
+        self.agreements_writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -121,9 +134,12 @@ where
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, crate::controller::watch_config()))
-        .default_backoff()
-        .applied_objects();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, crate::controller::watch_config()).modify(crate::controller::strip),
+    )
+    .default_backoff()
+    .applied_objects();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {

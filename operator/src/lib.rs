@@ -84,8 +84,8 @@ fn default_instance() -> String {
 /// holder of the Lease reconciles. A leader that loses its lease exits, so
 /// two replicas never write at once.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = kube::Client::try_default().await?;
     let metrics = Arc::new(metrics::Metrics::default());
+    let client = counted_client(metrics.clone()).await?;
     let audit = Arc::new(
         audit::AuditStore::open(&args.audit_url)
             .await
@@ -135,6 +135,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     state.set_ready(false);
     http.abort();
     result
+}
+
+/// A client like `Client::try_default()` that counts every request it sends
+/// (`datamesh_api_requests_total`), so API cost per reconcile is measurable.
+async fn counted_client(metrics: Arc<metrics::Metrics>) -> anyhow::Result<kube::Client> {
+    let config = kube::Config::infer().await?;
+    let count =
+        tower::util::MapRequestLayer::new(move |req: ::http::Request<kube::client::Body>| {
+            metrics
+                .api_requests
+                .get_or_create(&metrics::RequestLabels {
+                    method: req.method().as_str().to_string(),
+                })
+                .inc();
+            req
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
 }
 
 /// Waits until the leadership flag equals `want`; false if the lease manager stopped.

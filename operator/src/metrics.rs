@@ -32,6 +32,13 @@ pub struct WriteLabels {
     pub what: &'static str,
 }
 
+/// Labels of a request to the API server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method: GET (get, list, watch), POST, PUT, PATCH, DELETE.
+    pub method: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -43,6 +50,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     /// Writes to the API server by kind and what was written.
     pub writes: Family<WriteLabels, Counter>,
+    /// Every request to the API server (reads too), by HTTP method.
+    pub api_requests: Family<RequestLabels, Counter>,
     /// Decisions by outcome.
     pub decisions: Family<OutcomeLabels, Counter>,
     /// Time to decide one agreement, in seconds.
@@ -81,6 +90,12 @@ impl Default for Metrics {
             "api_writes",
             "Writes to the API server by kind and what",
             writes.clone(),
+        );
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests to the API server by HTTP method (reads and watches too)",
+            api_requests.clone(),
         );
         let decisions = Family::<OutcomeLabels, Counter>::default();
         let decision_duration = Histogram::new(exponential_buckets(0.000_005, 2.0, 16));
@@ -125,6 +140,7 @@ impl Default for Metrics {
             reconcile_errors,
             reconcile_duration,
             writes,
+            api_requests,
             decisions,
             decision_duration,
             active_agreements,

@@ -2,9 +2,10 @@
 //! PostgreSQL (for HA), same schema and migrations for both
 //! (`operator/migrations/`).
 //!
-//! Appends are serialised in the process (one writer: the leader) and each
-//! runs in one transaction: read the last record, chain the new one to it,
-//! insert, commit. A second writer racing it fails on the sequence's primary
+//! Appends are serialised in the process (one writer: the leader) and group
+//! committed: the records of every reconcile waiting meanwhile go into one
+//! transaction (read the last record, chain each new one to it, insert,
+//! commit), and no caller returns before its records are durable. A second writer racing it fails on the sequence's primary
 //! key rather than forking the chain. Every record has an idempotency key; a
 //! retry of an append that already committed returns the stored record.
 
@@ -33,6 +34,9 @@ pub enum AuditError {
     /// The database refused or failed a statement, or cannot be reached.
     #[error("audit store: {0}")]
     Database(#[from] sqlx::Error),
+    /// A group commit failed (the message is the database's) or was cut short.
+    #[error("audit store: {0}")]
+    Commit(String),
     /// The schema could not be brought up to date.
     #[error("audit store migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -71,10 +75,17 @@ pub enum Appended {
     Existing(i64),
 }
 
+/// Records waiting for the next group commit, and where to answer.
+struct Queued {
+    records: Vec<NewRecord>,
+    done: tokio::sync::oneshot::Sender<Result<Vec<Appended>, AuditError>>,
+}
+
 /// The append-only audit store.
 pub struct AuditStore {
     pool: Pool,
     writer: tokio::sync::Mutex<()>,
+    queue: std::sync::Mutex<Vec<Queued>>,
 }
 
 impl AuditStore {
@@ -115,68 +126,27 @@ impl AuditStore {
         Ok(Self {
             pool,
             writer: tokio::sync::Mutex::new(()),
+            queue: Default::default(),
         })
     }
 
     /// Appends one record and commits it; returns only once it is durable.
     pub async fn append(&self, new: &NewRecord) -> Result<Appended, AuditError> {
-        let _writer = self.writer.lock().await;
-        let now = jiff::Timestamp::now();
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
-            let mut q = QueryBuilder::<DB>::new("SELECT seq FROM audit_records WHERE idempotency_key = ");
-            q.push_bind(new.key.clone());
-            let existing: Option<(i64,)> = q.build_query_as().fetch_optional(&mut *tx).await?;
-            if let Some((seq,)) = existing {
-                tx.rollback().await?;
-                return Ok(Appended::Existing(seq));
-            }
-            let last: Option<(i64, String)> =
-                sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let (seq, prev) = match last {
-                Some((seq, hash)) => (seq + 1, hash),
-                None => (1, super::record::GENESIS.to_string()),
-            };
-            let r = AuditRecord::chained(new, seq, now, &prev);
-            let mut q = QueryBuilder::<DB>::new(
-                "INSERT INTO audit_records (seq, idempotency_key, at, at_us, kind, actor, agreement, \
-                 agreement_uid, product, consumer, provider, purpose, outcome, detail, prev_hash, hash) ",
-            );
-            q.push_values([r], |mut b, r| {
-                b.push_bind(r.seq)
-                    .push_bind(r.key)
-                    .push_bind(r.at)
-                    .push_bind(r.at_us)
-                    .push_bind(r.kind)
-                    .push_bind(r.actor)
-                    .push_bind(r.agreement)
-                    .push_bind(r.agreement_uid)
-                    .push_bind(r.product)
-                    .push_bind(r.consumer)
-                    .push_bind(r.provider)
-                    .push_bind(r.purpose)
-                    .push_bind(r.outcome)
-                    .push_bind(r.detail)
-                    .push_bind(r.prev_hash)
-                    .push_bind(r.hash);
-            });
-            q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-            let done = q.build().execute(&mut *tx).await?;
-            tx.commit().await?;
-            if done.rows_affected() == 1 {
-                Ok(Appended::New(seq))
-            } else {
-                Ok(Appended::Existing(seq))
-            }
-        })
+        let mut results = self.commit_grouped(vec![new.clone()]).await?;
+        results
+            .pop()
+            .ok_or_else(|| AuditError::Commit("no result for the record".into()))
     }
 
-    /// Appends records in order; stops at the first failure.
+    /// Appends records in order, in one transaction; returns once they are
+    /// durable. Nothing is appended if any fails.
     pub async fn append_all(&self, records: &[NewRecord]) -> Result<(), AuditError> {
-        for r in records {
-            match self.append(r).await? {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let results = self.commit_grouped(records.to_vec()).await?;
+        for (r, a) in records.iter().zip(results) {
+            match a {
                 Appended::New(seq) => {
                     tracing::info!(seq, kind = %r.kind, key = %r.key, "audit record appended")
                 }
@@ -186,6 +156,103 @@ impl AuditStore {
             }
         }
         Ok(())
+    }
+
+    /// Group commit: callers queue their records; whoever holds the writer
+    /// lock commits everything queued in one transaction (one fsync for
+    /// many reconciles) and tells each caller its results. A caller whose
+    /// records a previous holder committed finds the queue empty and its
+    /// answer waiting.
+    async fn commit_grouped(&self, records: Vec<NewRecord>) -> Result<Vec<Appended>, AuditError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.queued().push(Queued { records, done });
+        {
+            let _writer = self.writer.lock().await;
+            let batch = std::mem::take(&mut *self.queued());
+            if !batch.is_empty() {
+                let all: Vec<&NewRecord> = batch.iter().flat_map(|q| &q.records).collect();
+                match self.write_batch(&all).await {
+                    Ok(results) => {
+                        let mut results = results.into_iter();
+                        for q in batch {
+                            let mine = results.by_ref().take(q.records.len()).collect();
+                            let _ = q.done.send(Ok(mine));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for q in batch {
+                            let _ = q.done.send(Err(AuditError::Commit(message.clone())));
+                        }
+                    }
+                }
+            }
+        }
+        answer
+            .await
+            .map_err(|_| AuditError::Commit("the append was interrupted".into()))?
+    }
+
+    fn queued(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One transaction: for each record, find it by key or chain it to the
+    /// last record and insert it.
+    async fn write_batch(&self, records: &[&NewRecord]) -> Result<Vec<Appended>, AuditError> {
+        let now = jiff::Timestamp::now();
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let mut last: Option<(i64, String)> =
+                sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let mut results = Vec::with_capacity(records.len());
+            for new in records {
+                let mut q = QueryBuilder::<DB>::new("SELECT seq FROM audit_records WHERE idempotency_key = ");
+                q.push_bind(new.key.clone());
+                let existing: Option<(i64,)> = q.build_query_as().fetch_optional(&mut *tx).await?;
+                if let Some((seq,)) = existing {
+                    results.push(Appended::Existing(seq));
+                    continue;
+                }
+                let (seq, prev) = match &last {
+                    Some((seq, hash)) => (seq + 1, hash.clone()),
+                    None => (1, super::record::GENESIS.to_string()),
+                };
+                let r = AuditRecord::chained(new, seq, now, &prev);
+                let hash = r.hash.clone();
+                let mut q = QueryBuilder::<DB>::new(
+                    "INSERT INTO audit_records (seq, idempotency_key, at, at_us, kind, actor, agreement, \
+                     agreement_uid, product, consumer, provider, purpose, outcome, detail, prev_hash, hash) ",
+                );
+                q.push_values([r], |mut b, r| {
+                    b.push_bind(r.seq)
+                        .push_bind(r.key)
+                        .push_bind(r.at)
+                        .push_bind(r.at_us)
+                        .push_bind(r.kind)
+                        .push_bind(r.actor)
+                        .push_bind(r.agreement)
+                        .push_bind(r.agreement_uid)
+                        .push_bind(r.product)
+                        .push_bind(r.consumer)
+                        .push_bind(r.provider)
+                        .push_bind(r.purpose)
+                        .push_bind(r.outcome)
+                        .push_bind(r.detail)
+                        .push_bind(r.prev_hash)
+                        .push_bind(r.hash);
+                });
+                q.build().execute(&mut *tx).await?;
+                last = Some((seq, hash));
+                results.push(Appended::New(seq));
+            }
+            tx.commit().await?;
+            Ok(results)
+        })
     }
 
     /// Records matching `filter`, in sequence order.
@@ -337,6 +404,45 @@ mod tests {
             Appended::New(3)
         );
         store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_form_one_unbroken_chain() -> Result<(), AuditError> {
+        let (dir, url) = temp_url("group");
+        let store = std::sync::Arc::new(AuditStore::open(&url).await?);
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let records: Vec<NewRecord> = (0..3)
+                        .map(|j| rec(&format!("r{i}-{j}"), "transport/bus"))
+                        .collect();
+                    store.append_all(&records).await?;
+                    // a retry of the same reconcile appends nothing new
+                    store.append_all(&records).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.map_err(|e| AuditError::Commit(e.to_string()))??;
+        }
+        let all = store.query(&Filter::default()).await?;
+        assert_eq!(all.len(), 120);
+        assert!(all.iter().zip(1..).all(|(r, seq)| r.seq == seq));
+        // each reconcile's records stay together and in order
+        for i in 0..40 {
+            let seqs: Vec<i64> = (0..3)
+                .filter_map(|j| {
+                    let key = format!("r{i}-{j}");
+                    all.iter().find(|r| r.key == key).map(|r| r.seq)
+                })
+                .collect();
+            assert_eq!(seqs.len(), 3);
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        }
+        assert!(store.verify().await?.ok);
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }

@@ -14,11 +14,11 @@ use datamesh_crds::{
     AgreementApproval, DataProduct, DataSharingAgreement, Domain, Licence, ObjectRef as Ref,
 };
 use datamesh_policies::DecisionInput;
-use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,16 +26,26 @@ use std::time::{Duration, Instant};
 /// Finalizer that revokes access before an agreement goes away.
 pub const FINALIZER: &str = "datamesh.dev/revoke-access";
 
-/// Runs the DataSharingAgreement controller.
+/// Runs the DataSharingAgreement controller. Its watch fills the one cache
+/// of agreements, [`crate::context::Stores::agreements`].
 pub async fn run(ctx: Arc<Context>) {
+    let Some(writer) = ctx.take_agreements_writer() else {
+        tracing::error!("the agreement controller runs once per process");
+        return;
+    };
+    let agreements = ctx.stores.agreements.clone();
     let api = Api::<DataSharingAgreement>::all(ctx.client.clone());
-    let controller = Controller::new(api, crate::controller::watch_config());
-    let agreements = controller.store();
+    let stream = kube::runtime::watcher(api, crate::controller::watch_config())
+        .modify(crate::controller::strip)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(stream, agreements.clone());
     let (s1, s2, s3, s4) = (
         agreements.clone(),
         agreements.clone(),
         agreements.clone(),
-        agreements,
+        agreements.clone(),
     );
     let products = ctx.stores.products.clone();
     // Every change of the policy set in force decides every agreement again.
@@ -91,6 +101,7 @@ pub async fn run(ctx: Arc<Context>) {
             },
         )
         .reconcile_all_on(versions)
+        .with_config(super::controller_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone());

@@ -48,6 +48,7 @@ pub async fn run(ctx: Arc<Context>) {
             Api::<RoleBinding>::all(ctx.client.clone()),
             crate::controller::watch_config(),
         )
+        .with_config(super::controller_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 pub async fn run(ctx: Arc<Context>) {
     let api = Api::<Licence>::all(ctx.client.clone());
     let stream = Controller::new(api, crate::controller::watch_config())
+        .with_config(super::controller_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);

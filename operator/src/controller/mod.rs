@@ -29,6 +29,43 @@ pub async fn run_all(ctx: Arc<Context>, converge: Duration) -> anyhow::Result<()
     Ok(())
 }
 
+/// Reconciles of one kind running at once. Bounded, so that a start with
+/// tens of thousands of objects queues them instead of holding all of them
+/// in flight (memory, database pool waits); enough to keep the API server
+/// and the grant pool busy.
+pub const WORKERS: u16 = 64;
+
+/// The controller runtime's settings shared by every controller.
+pub fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(WORKERS)
+}
+
+/// Waits until `store` has its first full list. Store readiness is a
+/// oneshot that wakes only the task that polled it last, and the
+/// controller runtime waits on the same store, so this asks again every
+/// 200 ms instead of sleeping on it alone. False if its watch stopped.
+pub async fn cache_ready<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+            Ok(r) => return r.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Drops what a cached object never needs and what costs the most memory at
+/// scale: `managedFields` (often larger than the object) and kubectl's
+/// last-applied copy of the whole object.
+pub fn strip<K: kube::ResourceExt>(o: &mut K) {
+    o.managed_fields_mut().clear();
+    o.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
 /// Wraps a reconcile with its metrics and a tracing span.
 pub(crate) async fn instrumented<F>(
     ctx: &Context,

@@ -23,6 +23,7 @@ pub const FINALIZER: &str = "datamesh.dev/policy-in-force";
 pub async fn run(ctx: Arc<Context>) {
     let api = Api::<GovernancePolicy>::all(ctx.client.clone());
     let stream = Controller::new(api, crate::controller::watch_config())
+        .with_config(super::controller_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);

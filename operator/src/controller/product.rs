@@ -48,6 +48,7 @@ pub async fn run(ctx: Arc<Context>) {
                 })
             },
         )
+        .with_config(super::controller_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx);
@@ -79,7 +80,7 @@ async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Actio
         finalizer(&api, FINALIZER, product, |event| async {
             match event {
                 Finalizer::Apply(p) => reconcile_inner(p, &ctx).await,
-                Finalizer::Cleanup(p) => cleanup(&p, &ctx),
+                Finalizer::Cleanup(p) => cleanup(&p, &ctx).await,
             }
         })
         .await
@@ -94,8 +95,12 @@ async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Actio
 
 /// The product stays until no agreement on it is Active: the agreement
 /// controller sees the deletion and revokes each one first.
-fn cleanup(product: &DataProduct, ctx: &Context) -> Result<Action> {
+async fn cleanup(product: &DataProduct, ctx: &Context) -> Result<Action> {
     let (ns, name) = (product.namespace().unwrap_or_default(), product.name_any());
+    // a half-filled cache would let the product go before its agreements' revocation
+    if !super::cache_ready(&ctx.stores.agreements).await {
+        return Err(crate::Error::Waiting("the agreements cache".into()));
+    }
     let live = ctx
         .stores
         .agreements

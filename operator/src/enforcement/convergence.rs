@@ -10,7 +10,6 @@
 use super::{Grantor, postgres};
 use crate::context::Context;
 use datamesh_crds::{AgreementPhase, DataProduct, DataSharingAgreement};
-use kube::api::ListParams;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -61,6 +60,11 @@ pub struct Correction {
 
 /// Runs a convergence pass now and then every `every`, until dropped.
 pub async fn run(ctx: Arc<Context>, every: Duration) {
+    // Judging roles against a half-filled cache would drop live grants.
+    if !crate::controller::cache_ready(&ctx.stores.agreements).await {
+        tracing::error!("the agreements cache stopped; no convergence");
+        return;
+    }
     loop {
         match converge_once(&ctx).await {
             Ok(n) if n > 0 => tracing::info!(corrections = n, "convergence pass done"),
@@ -79,13 +83,12 @@ pub async fn run(ctx: Arc<Context>, every: Duration) {
 /// status is being written is never mistaken for an orphan.
 pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     let enf = &ctx.enforcement;
-    let agreements = Api::<DataSharingAgreement>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
+    // From the watch cache (ready: see [`run`]); every correction is judged
+    // again from a fresh read first, so a stale entry costs at most a GET.
+    let agreements = ctx.stores.agreements.state();
     let by_role: BTreeMap<String, &DataSharingAgreement> = agreements
         .iter()
-        .filter_map(|a| Some((postgres::role_name(&a.uid()?), a)))
+        .filter_map(|a| Some((postgres::role_name(&a.uid()?), &**a)))
         .collect();
 
     // every database, once, with a product that reaches it (for Events)
@@ -122,7 +125,7 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             {
                 continue;
             }
-            let _guard = enf.lock().await;
+            let _guard = enf.exclusive().await;
             let agreement = fresh(ctx, &marked.label, &marked.role).await?;
             if agreement.as_ref().and_then(phase) == Some(AgreementPhase::Active) {
                 continue; // granted since the list was taken
@@ -155,9 +158,32 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
         }
     }
 
+    // Groups whose agreements all ended.
+    for (target, (admin, _)) in &targets {
+        let _guard = enf.exclusive().await;
+        match postgres::drop_empty_groups(admin).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(%target, groups = dropped.len(), "dropped groups no agreement uses")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%target, error = %e, "convergence cannot drop empty groups"),
+        }
+    }
+
     // Active agreements whose role or Secret is missing get them again.
     let now = jiff::Timestamp::now();
-    for a in agreements.iter().filter(|a| live_active(a, now)) {
+    let mut admins: BTreeMap<(String, String), Option<postgres::Admin>> = BTreeMap::new();
+    let mut live: Vec<&DataSharingAgreement> = agreements
+        .iter()
+        .map(|a| &**a)
+        .filter(|a| live_active(a, now))
+        .collect();
+    live.sort_by_key(|a| a.uid());
+    // Roles are checked for all (one query per database); Secrets for a
+    // rotating window, so a pass costs at most SECRET_CHECKS_PER_PASS GETs
+    // (the operator may not list Secrets).
+    let window = secret_window(live.len(), enf.next_secret_window(SECRET_CHECKS_PER_PASS));
+    for (i, a) in live.into_iter().enumerate() {
         let Some(uid) = a.uid() else { continue };
         let Some(product) = ctx.stores.products.get(
             &kube::runtime::reflector::ObjectRef::new(&a.spec.product.name)
@@ -168,7 +194,12 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
         let Ok(Grantor::Postgres { namespace, port }) = Grantor::for_product(&product) else {
             continue;
         };
-        let Ok(admin) = enf.admin(&namespace, &port).await else {
+        let key = (namespace.clone(), port.admin_secret_ref.name.clone());
+        if !admins.contains_key(&key) {
+            let admin = enf.admin(&namespace, &port).await.ok();
+            admins.insert(key.clone(), admin);
+        }
+        let Some(Some(admin)) = admins.get(&key) else {
             continue;
         };
         let role = postgres::role_name(&uid);
@@ -181,15 +212,19 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             .as_ref()
             .and_then(|s| s.credentials_secret.clone())
             .unwrap_or_else(|| super::secret_name(&a.name_any()));
-        let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
-            ctx.client.clone(),
-            &a.namespace().unwrap_or_default(),
-        );
-        let has_secret = secrets.get_opt(&secret).await?.is_some();
+        let has_secret = if window(i) {
+            let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+                ctx.client.clone(),
+                &a.namespace().unwrap_or_default(),
+            );
+            secrets.get_opt(&secret).await?.is_some()
+        } else {
+            true
+        };
         if has_role && has_secret {
             continue;
         }
-        let _guard = enf.lock().await;
+        let _guard = enf.exclusive().await;
         let Some(a) = fresh(ctx, &role_label_of(a), &role)
             .await?
             .filter(|a| live_active(a, now))
@@ -229,6 +264,21 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
         }
     }
     Ok(corrections)
+}
+
+/// Credentials Secrets looked up per convergence pass at most.
+pub const SECRET_CHECKS_PER_PASS: usize = 1000;
+
+/// Whether the `i`-th of `n` live agreements has its Secret checked this
+/// pass: `per_pass` of them from `start` on, wrapping around.
+fn secret_window(n: usize, (start, per_pass): (usize, usize)) -> impl Fn(usize) -> bool {
+    move |i| {
+        if n <= per_pass {
+            return true;
+        }
+        let start = start % n;
+        (i + n - start) % n < per_pass
+    }
 }
 
 /// Active, not being deleted, and not past its end (the reconciler is about
@@ -337,5 +387,29 @@ pub async fn record(
     };
     if let Err(e) = ctx.recorder.publish(&event, &regarding).await {
         tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_window;
+
+    #[test]
+    fn secret_checks_rotate_over_every_agreement() {
+        // few agreements: all checked every pass
+        let all = secret_window(3, (7, 5));
+        assert!((0..3).all(&all));
+        // many: exactly per_pass checked, continuing where the last pass ended
+        let mut seen = vec![0; 10];
+        for pass in 0..5 {
+            let w = secret_window(10, (pass * 4, 4));
+            let checked: Vec<usize> = (0..10).filter(|i| w(*i)).collect();
+            assert_eq!(checked.len(), 4);
+            for i in checked {
+                seen[i] += 1;
+            }
+        }
+        // 5 passes of 4 over 10 cover each twice
+        assert!(seen.iter().all(|n| *n == 2), "{seen:?}");
     }
 }

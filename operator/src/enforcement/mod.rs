@@ -8,16 +8,17 @@
 //!  Secret <name>-credentials   ◀── grant ──   admin Secret (never leaves the provider ns)
 //!  (role, password, url, ...)                    │
 //!                                                 ▼
-//!                                  PostgreSQL: role dm_<uid>, SELECT (granted columns)
+//!                 PostgreSQL: login role dm_<uid> ∈ group dm_g_<hash> = SELECT (granted columns)
 //! ```
 //! One [`Grantor`] per output-port type; PostgreSQL is the only one so far,
 //! the others fail closed with [`EnforcementError::NotSupported`]. Grants
 //! and revocations are idempotent, so the reconciler simply retries them
 //! after a crash; [`convergence`] removes what no agreement backs.
 //!
-//! Grants and revocations run under [`Enforcement::lock`] so that the
-//! convergence pass never sees a role whose agreement status is still being
-//! written.
+//! Grants and revocations of different agreements run concurrently, each
+//! under a shared [`Enforcement::lock`]; a convergence correction takes it
+//! exclusively ([`Enforcement::exclusive`]), so it never sees a role whose
+//! agreement status is still being written.
 
 pub mod convergence;
 pub mod postgres;
@@ -32,6 +33,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Label on every credentials Secret, naming its agreement.
+pub const AGREEMENT_LABEL: &str = "datamesh.dev/agreement";
 
 /// Condition type on an agreement saying whether its grant is in place.
 pub const GRANTED: &str = "Granted";
@@ -161,8 +165,16 @@ impl Grantor {
 pub struct Enforcement {
     client: Client,
     metrics: Arc<Metrics>,
-    lock: tokio::sync::Mutex<()>,
+    lock: tokio::sync::RwLock<()>,
+    /// One pooled admin per admin URL (the key holds a password: memory only).
+    admins: std::sync::Mutex<std::collections::HashMap<String, postgres::Admin>>,
+    /// Where the next convergence pass starts checking credentials Secrets.
+    secret_cursor: std::sync::atomic::AtomicUsize,
 }
+
+/// Admin pools kept at most; beyond, the map starts again (a pool closes when
+/// its last grant finishes).
+const MAX_ADMINS: usize = 256;
 
 /// The credentials Secret's name for an agreement.
 pub fn secret_name(agreement: &str) -> String {
@@ -194,14 +206,32 @@ impl Enforcement {
         Self {
             client,
             metrics,
-            lock: tokio::sync::Mutex::new(()),
+            lock: tokio::sync::RwLock::new(()),
+            admins: Default::default(),
+            secret_cursor: Default::default(),
         }
     }
 
-    /// Serialises grants, revocations and convergence. Hold it from before a
-    /// grant or revocation until the agreement's status says so.
-    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.lock.lock().await
+    /// The start of this convergence pass's window of Secret checks and its
+    /// length; the next pass continues after it.
+    pub fn next_secret_window(&self, per_pass: usize) -> (usize, usize) {
+        let start = self
+            .secret_cursor
+            .fetch_add(per_pass, std::sync::atomic::Ordering::Relaxed);
+        (start, per_pass)
+    }
+
+    /// Held (shared) from before a grant or revocation until the agreement's
+    /// status says so; grants of different agreements do not wait for each
+    /// other.
+    pub async fn lock(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.lock.read().await
+    }
+
+    /// Held by a convergence correction: no grant or revocation is between
+    /// its database change and its status write meanwhile.
+    pub async fn exclusive(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.lock.write().await
     }
 
     fn count(&self, port_type: &'static str, operation: &'static str, outcome: &'static str) {
@@ -246,7 +276,22 @@ impl Enforcement {
             .ok_or_else(|| bad(format!("has no key {}", r.key)))?;
         let url =
             String::from_utf8(bytes).map_err(|_| bad(format!("key {} is not UTF-8", r.key)))?;
-        postgres::Admin::parse(url.trim()).map_err(|e| bad(format!("key {}: {e}", r.key)))
+        let url = url.trim();
+        let mut admins = self
+            .admins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(admin) = admins.get(url) {
+            return Ok(admin.clone());
+        }
+        let admin = postgres::Admin::parse(url)
+            .map_err(|e| bad(format!("key {}: {e}", r.key)))?
+            .pooled();
+        if admins.len() >= MAX_ADMINS {
+            admins.clear();
+        }
+        admins.insert(url.to_string(), admin.clone());
+        Ok(admin)
     }
 
     /// Grants `fields` of `product` to the agreement until `until`, and writes
@@ -364,7 +409,7 @@ impl Enforcement {
         secret.metadata.namespace = Some(ns.clone());
         secret.metadata.owner_references = Some(vec![owner]);
         secret.metadata.labels = Some(BTreeMap::from([(
-            "datamesh.dev/agreement".to_string(),
+            AGREEMENT_LABEL.to_string(),
             dsa.name_any(),
         )]));
         let mut value = serde_json::to_value(&secret).map_err(|_| {

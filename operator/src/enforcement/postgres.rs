@@ -1,22 +1,43 @@
-//! Grants on a PostgreSQL output port: one LOGIN role per agreement with
-//! SELECT on exactly the granted columns, expiring with the agreement.
+//! Grants on a PostgreSQL output port: one LOGIN role per agreement, member
+//! of one NOLOGIN *group* role per (table, set of columns) that holds SELECT
+//! on exactly those columns; the login role expires with the agreement.
+//!
+//! Why groups: column privileges live in `pg_attribute.attacl`, which cannot
+//! be TOASTed, so one column's ACL tops out near 8 KB — about 2,400 grantees.
+//! Granting columns to each agreement's role capped a table at that many
+//! concurrent agreements. A group per field set makes the ACL grow with the
+//! number of distinct field sets instead; memberships (`pg_auth_members`)
+//! have no such limit.
 //!
 //! Every statement is safe to repeat: a grant after a crash finds the role by
 //! its deterministic name ([`role_name`]) and resets its password, expiry and
-//! privileges; a revoke of a role that is gone does nothing. Roles the
-//! operator made carry a COMMENT starting with [`MARK`], which is how
-//! convergence finds them again.
+//! membership; a revoke of a role that is gone does nothing. Roles the
+//! operator made carry a COMMENT starting with [`MARK`] (agreement roles) or
+//! [`GROUP_MARK`] (groups), which is how convergence finds them again.
 
+use sha2::{Digest, Sha256};
 use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::{AssertSqlSafe, Connection, Row};
 use std::str::FromStr;
+use std::time::Duration;
 
-/// Prefix of the COMMENT on every role the operator created.
+/// Prefix of the COMMENT on every agreement role the operator created.
 pub const MARK: &str = "datamesh agreement ";
+
+/// Prefix of the COMMENT on every group role the operator created.
+pub const GROUP_MARK: &str = "datamesh group ";
 
 /// Prefix of every role name the operator creates.
 pub const ROLE_PREFIX: &str = "dm_";
+
+/// Prefix of every group role name.
+pub const GROUP_PREFIX: &str = "dm_g_";
+
+/// Connections kept per database; grants of different agreements run
+/// concurrently up to this many.
+const POOL_SIZE: u32 = 8;
 
 /// The role of an agreement: `dm_` and its uid without dashes, so a retry
 /// after a crash finds the same role.
@@ -27,6 +48,23 @@ pub fn role_name(uid: &str) -> String {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     format!("{ROLE_PREFIX}{hex}")
+}
+
+/// The group role holding SELECT on `columns` of `schema.table`: the same
+/// for every agreement granted the same field set, whatever the order or
+/// repetition of the columns. 24 hex digits of SHA-256 keep it far inside
+/// PostgreSQL's 63-byte names with no practical chance of a collision.
+pub fn group_name(schema: &str, table: &str, columns: &[String]) -> String {
+    let mut cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+    cols.sort_unstable();
+    cols.dedup();
+    let mut h = Sha256::new();
+    for part in [schema, table].into_iter().chain(cols) {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let digest = hex::encode(h.finalize());
+    format!("{GROUP_PREFIX}{}", &digest[..24])
 }
 
 /// Quotes an SQL identifier: wraps it in `"` and doubles any `"` inside, so
@@ -49,6 +87,8 @@ pub fn quote_literal(value: &str) -> String {
 #[derive(Clone)]
 pub struct Admin {
     options: PgConnectOptions,
+    /// Shared connections, once [`Admin::pooled`].
+    pool: Option<PgPool>,
     /// Host the database answers on.
     pub host: String,
     /// Port.
@@ -100,7 +140,22 @@ impl Admin {
             database,
             password,
             options,
+            pool: None,
         })
+    }
+
+    /// The same admin with a pool of connections, so grants reuse
+    /// connections (and their authentication) and run concurrently. Needs a
+    /// tokio runtime.
+    pub fn pooled(mut self) -> Self {
+        self.pool = Some(
+            PgPoolOptions::new()
+                .max_connections(POOL_SIZE)
+                .acquire_timeout(Duration::from_secs(10))
+                .idle_timeout(Duration::from_secs(120))
+                .connect_lazy_with(self.options.clone()),
+        );
+        self
     }
 
     /// `host:port/database`, safe to show.
@@ -119,11 +174,43 @@ impl Admin {
         }
     }
 
-    async fn connect(&self) -> Result<PgConnection, DbError> {
+    async fn connect(&self) -> Result<Conn, DbError> {
+        if let Some(pool) = &self.pool {
+            return pool
+                .acquire()
+                .await
+                .map(Conn::Pooled)
+                .map_err(|e| self.err(e));
+        }
         let connect = PgConnection::connect_with(&self.options);
-        match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
-            Ok(r) => r.map_err(|e| self.err(e)),
+        match tokio::time::timeout(Duration::from_secs(10), connect).await {
+            Ok(r) => r.map(Conn::Direct).map_err(|e| self.err(e)),
             Err(_) => Err(self.err("connection timed out")),
+        }
+    }
+}
+
+/// A connection from the pool or made for one call.
+enum Conn {
+    Pooled(PoolConnection<Postgres>),
+    Direct(PgConnection),
+}
+
+impl std::ops::Deref for Conn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Direct(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Direct(c) => c,
         }
     }
 }
@@ -146,13 +233,18 @@ pub struct RoleGrant<'a> {
     pub columns: &'a [String],
 }
 
-/// Creates or resets the role and grants SELECT on exactly `columns`, in one
-/// transaction: either all of it holds or none.
+/// Creates or resets the agreement's role and makes it a member of exactly
+/// one group: the one holding SELECT on `columns` (created if needed). The
+/// role's part is one transaction: either all of it holds or none.
 pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
     if g.columns.is_empty() {
         return Err(admin.err("no columns to grant"));
     }
+    let group = group_name(g.schema, g.table, g.columns);
+    let table = format!("{}.{}", quote_ident(g.schema), quote_ident(g.table));
     let mut conn = admin.connect().await?;
+    ensure_group(admin, &mut conn, &group, g, &table).await?;
+
     let mut tx = conn.begin().await.map_err(|e| admin.err(e))?;
     let role = quote_ident(g.role);
     let exists = role_exists(&mut tx, g.role)
@@ -163,27 +255,46 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
         .map(|t| format!(" VALID UNTIL {}", quote_literal(t)))
         .unwrap_or_else(|| " VALID UNTIL 'infinity'".into());
     let verb = if exists { "ALTER" } else { "CREATE" };
-    let table = format!("{}.{}", quote_ident(g.schema), quote_ident(g.table));
-    let columns = g
-        .columns
-        .iter()
-        .map(|c| quote_ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let statements = [
+    let mut statements = vec![
+        // INHERIT: the role uses its group's privileges without SET ROLE
         format!(
-            "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION PASSWORD {}{until}",
+            "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION PASSWORD {}{until}",
             quote_literal(g.password)
         ),
         format!(
             "COMMENT ON ROLE {role} IS {}",
             quote_literal(&format!("{MARK}{}", g.label))
         ),
-        // start from nothing, so a narrowed grant really narrows
-        format!("REVOKE ALL ON {table} FROM {role}"),
-        format!("GRANT USAGE ON SCHEMA {} TO {role}", quote_ident(g.schema)),
-        format!("GRANT SELECT ({columns}) ON {table} TO {role}"),
     ];
+    if exists {
+        // start from nothing, so a narrowed grant really narrows: other
+        // groups, and any privilege granted to the role itself
+        let others: Vec<String> = sqlx::query(
+            "SELECT g.rolname::text FROM pg_auth_members m \
+             JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member \
+             WHERE r.rolname = $1 AND starts_with(g.rolname, $2) AND g.rolname <> $3",
+        )
+        .bind(g.role)
+        .bind(GROUP_PREFIX)
+        .bind(&group)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| admin.err(e))?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| admin.err(e))?;
+        for other in others {
+            statements.push(format!("REVOKE {} FROM {role}", quote_ident(&other)));
+        }
+        // the table's ACL is shared with every other grant: serialise
+        statements.push(format!(
+            "SELECT pg_advisory_xact_lock({})",
+            lock_key(g.schema)
+        ));
+        statements.push(format!("REVOKE ALL ON {table} FROM {role}"));
+    }
+    statements.push(format!("GRANT {} TO {role}", quote_ident(&group)));
     for sql in statements {
         // The password is in the first statement: an error is reported
         // without the statement text.
@@ -194,6 +305,131 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
     }
     tx.commit().await.map_err(|e| admin.err(e))?;
     Ok(())
+}
+
+/// Advisory-lock key of a schema: group creation and ACL changes on its
+/// tables take it, because concurrent GRANTs on one object fail with "tuple
+/// concurrently updated".
+fn lock_key(schema: &str) -> String {
+    format!(
+        "hashtext({})",
+        quote_literal(&format!("datamesh grants {schema}"))
+    )
+}
+
+/// Makes sure `group` exists and holds USAGE on the schema and SELECT on
+/// exactly its columns (restored if someone revoked them by hand). Quick
+/// when all is in place: one query, no lock.
+async fn ensure_group(
+    admin: &Admin,
+    conn: &mut PgConnection,
+    group: &str,
+    g: &RoleGrant<'_>,
+    table: &str,
+) -> Result<(), DbError> {
+    let qualified = format!("{}.{}", quote_ident(g.schema), quote_ident(g.table));
+    let ready: bool = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
+         AND has_schema_privilege($1, $2, 'USAGE') \
+         AND (SELECT bool_and(has_column_privilege($1, $3, c, 'SELECT')) FROM unnest($4::text[]) c)",
+    )
+    .bind(group)
+    .bind(g.schema)
+    .bind(&qualified)
+    .bind(g.columns)
+    .fetch_one(&mut *conn)
+    .await
+    .and_then(|r| r.try_get::<Option<bool>, _>(0))
+    .map(|b| b.unwrap_or(false))
+    // has_*_privilege raises for a role that does not exist yet
+    .unwrap_or(false);
+    if ready {
+        return Ok(());
+    }
+    let mut tx = conn.begin().await.map_err(|e| admin.err(e))?;
+    let quoted = quote_ident(group);
+    let mut statements = vec![format!(
+        "SELECT pg_advisory_xact_lock({})",
+        lock_key(g.schema)
+    )];
+    let columns = g
+        .columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::raw_sql(AssertSqlSafe(statements.remove(0)))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| admin.err(e))?;
+    if !role_exists(&mut tx, group)
+        .await
+        .map_err(|e| admin.err(e))?
+    {
+        statements.push(format!(
+            "CREATE ROLE {quoted} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION"
+        ));
+        statements.push(format!(
+            "COMMENT ON ROLE {quoted} IS {}",
+            quote_literal(&format!(
+                "{GROUP_MARK}SELECT ({}) ON {}.{}",
+                g.columns.join(", "),
+                g.schema,
+                g.table
+            ))
+        ));
+    }
+    statements.push(format!(
+        "GRANT USAGE ON SCHEMA {} TO {quoted}",
+        quote_ident(g.schema)
+    ));
+    statements.push(format!("GRANT SELECT ({columns}) ON {table} TO {quoted}"));
+    for sql in statements {
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| admin.err(e))?;
+    }
+    tx.commit().await.map_err(|e| admin.err(e))?;
+    Ok(())
+}
+
+/// Drops the operator's groups that no role is a member of any more (their
+/// agreements all ended). Returns the groups dropped.
+pub async fn drop_empty_groups(admin: &Admin) -> Result<Vec<String>, DbError> {
+    let mut conn = admin.connect().await?;
+    let empty: Vec<String> = sqlx::query(
+        "SELECT r.rolname::text FROM pg_roles r \
+         JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass \
+         WHERE starts_with(r.rolname, $1) AND starts_with(d.description, $2) \
+         AND NOT EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = r.oid) ORDER BY 1",
+    )
+    .bind(GROUP_PREFIX)
+    .bind(GROUP_MARK)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| admin.err(e))?
+    .iter()
+    .map(|r| r.try_get(0))
+    .collect::<Result<_, _>>()
+    .map_err(|e| admin.err(e))?;
+    for group in &empty {
+        let mut tx = conn.begin().await.map_err(|e| admin.err(e))?;
+        let quoted = quote_ident(group);
+        // DROP OWNED BY revokes its privileges. The caller holds the
+        // enforcement lock exclusively, so no grant touches the same ACLs.
+        for sql in [
+            format!("DROP OWNED BY {quoted}"),
+            format!("DROP ROLE IF EXISTS {quoted}"),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| admin.err(e))?;
+        }
+        tx.commit().await.map_err(|e| admin.err(e))?;
+    }
+    Ok(empty)
 }
 
 async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool, sqlx::Error> {
@@ -224,12 +460,12 @@ pub async fn revoke(admin: &Admin, role: &str) -> Result<bool, DbError> {
     let quoted = quote_ident(role);
     // first no new logins, then end the open sessions
     sqlx::raw_sql(AssertSqlSafe(format!("ALTER ROLE {quoted} NOLOGIN")))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .map_err(|e| admin.err(e))?;
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
         .bind(role)
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .map_err(|e| admin.err(e))?;
     for sql in [
@@ -237,7 +473,7 @@ pub async fn revoke(admin: &Admin, role: &str) -> Result<bool, DbError> {
         format!("DROP ROLE IF EXISTS {quoted}"),
     ] {
         sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .await
             .map_err(|e| admin.err(e))?;
     }
@@ -263,7 +499,7 @@ pub async fn marked_roles(admin: &Admin) -> Result<Vec<MarkedRole>, DbError> {
     )
     .bind(ROLE_PREFIX)
     .bind(MARK)
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *conn)
     .await
     .map_err(|e| admin.err(e))?;
     rows.into_iter()
@@ -307,6 +543,29 @@ mod tests {
     fn literal_escapes_quotes_and_backslashes() {
         assert_eq!(quote_literal("it's"), "E'it''s'");
         assert_eq!(quote_literal("a\\'; DROP"), "E'a\\\\''; DROP'");
+    }
+
+    #[test]
+    fn one_group_per_table_and_field_set() {
+        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let g = group_name("public", "stops", &cols(&["a", "b"]));
+        assert!(g.starts_with(GROUP_PREFIX) && g.len() <= 63, "{g}");
+        // order and repetition do not matter
+        assert_eq!(g, group_name("public", "stops", &cols(&["b", "a", "a"])));
+        // another field set, table or schema is another group
+        assert_ne!(g, group_name("public", "stops", &cols(&["a"])));
+        assert_ne!(g, group_name("public", "trips", &cols(&["a", "b"])));
+        assert_ne!(g, group_name("sales", "stops", &cols(&["a", "b"])));
+        // names cannot run together into the same group
+        assert_ne!(
+            group_name("ab", "c", &cols(&["d"])),
+            group_name("a", "bc", &cols(&["d"]))
+        );
+        // never mistaken for an agreement's role
+        assert_ne!(
+            g.len(),
+            role_name("3f2a1c9e-0b4d-4e7a-9c1f-5d6e7f8a9b0c").len()
+        );
     }
 
     #[test]

@@ -328,6 +328,14 @@ async fn main() -> Result<()> {
     }
     let converge = t.elapsed().as_secs_f64();
     let writes = op.metric("datamesh_api_writes_total", "").await;
+    let status_writes = op
+        .metric("datamesh_api_writes_total", "what=\"status\"")
+        .await;
+    let secrets = op
+        .metric("datamesh_api_writes_total", "kind=\"Secret\"")
+        .await;
+    let requests = op.metric("datamesh_api_requests_total", "").await;
+    let reconciles = op.metric("datamesh_reconciles_total", "").await;
     let minimum = (d + p + a) as f64; // one status write per object that changed
     let text = op.metrics_text().await;
     let p50 = histogram_quantile(&text, "datamesh_decision_duration_seconds", 0.5).unwrap_or(0.0);
@@ -338,9 +346,18 @@ async fn main() -> Result<()> {
         converge / floor
     );
     println!(
-        "writes: {writes} (minimum {minimum}, ratio {:.3}; includes namespace labels and team RBAC)",
-        writes / minimum
+        "writes: {writes} in all; status writes {status_writes} (minimum {minimum}, ratio {:.3}); credentials Secrets {secrets}; the rest namespace labels, team RBAC, finalizers",
+        status_writes / minimum
     );
+    println!(
+        "API requests: {requests} for {reconciles} reconciles ({:.2} per reconcile)",
+        requests / reconciles.max(1.0)
+    );
+    for line in text.lines().filter(|l| {
+        l.starts_with("datamesh_api_writes_total") || l.starts_with("datamesh_api_requests_total")
+    }) {
+        println!("  {line}");
+    }
     println!(
         "decision latency: p50 <= {:.0} us, p99 <= {:.0} us (histogram bucket bounds)",
         p50 * 1e6,
@@ -384,7 +401,7 @@ async fn main() -> Result<()> {
     let t = Instant::now();
     let gp = format!("{run}-pause");
     let policy = format!(
-        "@id(\"{gp}\")\n@reason(\"sharing with these domains is paused\")\nforbid (principal in [{}], action, resource);",
+        "@id(\"{gp}\")\n@reason(\"sharing with these domains is paused\")\nforbid (principal, action, resource) when {{ [{}].contains(principal) }};",
         revoked_consumers.join(", ")
     );
     create(&Api::<GovernancePolicy>::all(client.clone()), json!({
