@@ -8,7 +8,7 @@ use datamesh_crds::{
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -45,7 +45,7 @@ pub struct Context {
     /// Watch caches.
     pub stores: Stores,
     /// Publishes Events.
-    pub recorder: Recorder,
+    pub recorder: crate::event::Publisher,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The policy set in force.
@@ -103,7 +103,7 @@ impl Context {
             controller: crate::MANAGER.into(),
             instance: Some(instance.to_string()),
         };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = crate::event::Publisher::new(client.clone(), reporter);
         let enforcement = crate::enforcement::Enforcement::new(client.clone(), metrics.clone());
         Ok(Arc::new(Self {
             client,

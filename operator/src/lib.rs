@@ -12,6 +12,7 @@ pub mod context;
 pub mod controller;
 pub mod enforcement;
 pub mod error;
+pub mod event;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
