@@ -748,3 +748,41 @@ async fn no_grant_no_active_and_a_retry_once_the_store_is_reachable() -> anyhow:
     w.cleanup().await;
     Ok(())
 }
+
+/// A Secret of the credentials' name that is not the agreement's is never
+/// overwritten: the agreement stays not Active with Granted=False
+/// SecretConflict, and no role is left that nobody has the password of.
+#[tokio::test]
+async fn a_foreign_secret_of_the_credentials_name_is_not_overwritten() -> anyhow::Result<()> {
+    let w = World::new().await?;
+    let foreign = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "taken-credentials", "namespace": w.consumer_ns},
+        "stringData": {"note": "the consumer team's own"}});
+    create(&w.secrets(), foreign).await?;
+    let _op = Operator::start().await?;
+    w.request("taken", &fixtures::in_secs(3600)).await?;
+    let (status, reason, message) = granted_condition(&w, "taken").await?;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SecretConflict"),
+        "{message}"
+    );
+    let a = w.agreements().get("taken").await?;
+    assert_ne!(
+        a.status.as_ref().and_then(|s| s.phase),
+        Some(AgreementPhase::Active)
+    );
+    let kept = w.credentials("taken-credentials").await?;
+    assert_eq!(
+        kept.keys().cloned().collect::<Vec<_>>(),
+        vec!["note".to_string()],
+        "the foreign Secret was changed"
+    );
+    let role = datamesh_operator::enforcement::postgres::role_name(&a.uid().unwrap_or_default());
+    assert!(
+        !role_exists(&role).await?,
+        "a role without handed-over credentials is left"
+    );
+    w.cleanup().await;
+    Ok(())
+}

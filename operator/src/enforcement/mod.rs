@@ -28,7 +28,7 @@ use datamesh_crds::product::{PortType, PostgresPort};
 use datamesh_crds::{DataProduct, DataSharingAgreement};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use std::collections::BTreeMap;
@@ -170,7 +170,16 @@ pub struct Enforcement {
     admins: std::sync::Mutex<std::collections::HashMap<String, postgres::Admin>>,
     /// Where the next convergence pass starts checking credentials Secrets.
     secret_cursor: std::sync::atomic::AtomicUsize,
+    /// Admin Secrets read lately, by (namespace, name, key).
+    recent_admins: std::sync::Mutex<RecentAdmins>,
 }
+
+/// Admin connections read lately: (namespace, Secret, key) → (when, admin).
+type RecentAdmins =
+    std::collections::HashMap<(String, String, String), (std::time::Instant, postgres::Admin)>;
+
+/// How long an admin Secret read is reused.
+pub const ADMIN_SECRET_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Admin pools kept at most; beyond, the map starts again (a pool closes when
 /// its last grant finishes).
@@ -209,6 +218,7 @@ impl Enforcement {
             lock: tokio::sync::RwLock::new(()),
             admins: Default::default(),
             secret_cursor: Default::default(),
+            recent_admins: Default::default(),
         }
     }
 
@@ -245,8 +255,42 @@ impl Enforcement {
             .inc();
     }
 
-    /// Reads a Postgres port's admin connection from the provider's Secret.
+    /// Reads a Postgres port's admin connection from the provider's Secret,
+    /// at most once per [`ADMIN_SECRET_TTL`] per Secret (a burst of grants on
+    /// one database reads it once; a rotated password is picked up within
+    /// the TTL, and a failed grant retries after it).
     pub async fn admin(
+        &self,
+        namespace: &str,
+        port: &PostgresPort,
+    ) -> Result<postgres::Admin, EnforcementError> {
+        let key = (
+            namespace.to_string(),
+            port.admin_secret_ref.name.clone(),
+            port.admin_secret_ref.key.clone(),
+        );
+        if let Some((at, admin)) = self
+            .recent_admins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            && at.elapsed() < ADMIN_SECRET_TTL
+        {
+            return Ok(admin.clone());
+        }
+        let admin = self.read_admin(namespace, port).await?;
+        let mut recent = self
+            .recent_admins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() >= MAX_ADMINS {
+            recent.clear();
+        }
+        recent.insert(key, (std::time::Instant::now(), admin.clone()));
+        Ok(admin)
+    }
+
+    async fn read_admin(
         &self,
         namespace: &str,
         port: &PostgresPort,
@@ -332,16 +376,7 @@ impl Enforcement {
         let uid = dsa
             .uid()
             .ok_or(EnforcementError::MissingField("metadata.uid"))?;
-        let ns = dsa
-            .namespace()
-            .ok_or(EnforcementError::MissingField("metadata.namespace"))?;
         let secret = secret_name(&dsa.name_any());
-        let secrets = Api::<Secret>::namespaced(self.client.clone(), &ns);
-        if let Some(existing) = secrets.get_opt(&secret).await?
-            && !owned_by(&existing, &uid)
-        {
-            return Err(EnforcementError::SecretConflict(secret));
-        }
         match grantor {
             Grantor::Postgres { namespace, port } => {
                 let admin = self.admin(namespace, port).await?;
@@ -371,7 +406,13 @@ impl Enforcement {
                     ("table", table.clone()),
                     ("fields", fields.join(",")),
                 ];
-                self.write_secret(dsa, &secret, &data).await?;
+                if let Err(e) = self.write_secret(dsa, &secret, &data).await {
+                    if matches!(e, EnforcementError::SecretConflict(_)) {
+                        // nobody may use a role whose credentials could not be handed over
+                        postgres::revoke(&admin, &role).await?;
+                    }
+                    return Err(e);
+                }
                 Ok(Granted {
                     summary: format!(
                         "role {role} may SELECT ({}) on {table} at {}; credentials in Secret {secret}",
@@ -412,18 +453,41 @@ impl Enforcement {
             AGREEMENT_LABEL.to_string(),
             dsa.name_any(),
         )]));
+        let api = Api::<Secret>::namespaced(self.client.clone(), &ns);
+        // The common case, a first grant, is one request: create. Only when
+        // a Secret of that name exists is it read, and replaced only if it
+        // is this agreement's.
+        let create = PostParams {
+            field_manager: Some(crate::MANAGER.into()),
+            ..Default::default()
+        };
+        match api.create(&create, &secret).await {
+            Ok(_) => {
+                self.metrics.wrote("Secret", "credentials");
+                return Ok(());
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let uid = dsa
+            .uid()
+            .ok_or(EnforcementError::MissingField("metadata.uid"))?;
+        if let Some(existing) = api.get_opt(name).await?
+            && !owned_by(&existing, &uid)
+        {
+            return Err(EnforcementError::SecretConflict(name.to_string()));
+        }
         let mut value = serde_json::to_value(&secret).map_err(|_| {
             EnforcementError::MissingField("a serialisable Secret") // unreachable in practice
         })?;
         value["apiVersion"] = "v1".into();
         value["kind"] = "Secret".into();
-        Api::<Secret>::namespaced(self.client.clone(), &ns)
-            .patch(
-                name,
-                &PatchParams::apply(crate::MANAGER).force(),
-                &Patch::Apply(&value),
-            )
-            .await?;
+        api.patch(
+            name,
+            &PatchParams::apply(crate::MANAGER).force(),
+            &Patch::Apply(&value),
+        )
+        .await?;
         self.metrics.wrote("Secret", "credentials");
         Ok(())
     }
