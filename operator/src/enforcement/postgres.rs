@@ -295,14 +295,9 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
         statements.push(format!("REVOKE ALL ON {table} FROM {role}"));
     }
     statements.push(format!("GRANT {} TO {role}", quote_ident(&group)));
-    for sql in statements {
-        // The password is in the first statement: an error is reported
-        // without the statement text.
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| admin.err(e))?;
-    }
+    // The password is in the first statement: [`run`] reports an error
+    // without the statement text.
+    run(admin, &mut tx, statements).await?;
     tx.commit().await.map_err(|e| admin.err(e))?;
     Ok(())
 }
@@ -348,20 +343,23 @@ async fn ensure_group(
     }
     let mut tx = conn.begin().await.map_err(|e| admin.err(e))?;
     let quoted = quote_ident(group);
-    let mut statements = vec![format!(
-        "SELECT pg_advisory_xact_lock({})",
-        lock_key(g.schema)
-    )];
     let columns = g
         .columns
         .iter()
         .map(|c| quote_ident(c))
         .collect::<Vec<_>>()
         .join(", ");
-    sqlx::raw_sql(AssertSqlSafe(statements.remove(0)))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| admin.err(e))?;
+    // taken before looking, so two grants cannot both create the group
+    run(
+        admin,
+        &mut tx,
+        [format!(
+            "SELECT pg_advisory_xact_lock({})",
+            lock_key(g.schema)
+        )],
+    )
+    .await?;
+    let mut statements = Vec::new();
     if !role_exists(&mut tx, group)
         .await
         .map_err(|e| admin.err(e))?
@@ -384,13 +382,24 @@ async fn ensure_group(
         quote_ident(g.schema)
     ));
     statements.push(format!("GRANT SELECT ({columns}) ON {table} TO {quoted}"));
+    run(admin, &mut tx, statements).await?;
+    tx.commit().await.map_err(|e| admin.err(e))?;
+    Ok(())
+}
+
+/// Runs statements in order on `conn`, stopping at the first failure, whose
+/// error carries the database's message but never the statement.
+async fn run(
+    admin: &Admin,
+    conn: &mut PgConnection,
+    statements: impl IntoIterator<Item = String>,
+) -> Result<(), DbError> {
     for sql in statements {
         sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(|e| admin.err(e))?;
     }
-    tx.commit().await.map_err(|e| admin.err(e))?;
     Ok(())
 }
 
@@ -418,15 +427,15 @@ pub async fn drop_empty_groups(admin: &Admin) -> Result<Vec<String>, DbError> {
         let quoted = quote_ident(group);
         // DROP OWNED BY revokes its privileges. The caller holds the
         // enforcement lock exclusively, so no grant touches the same ACLs.
-        for sql in [
-            format!("DROP OWNED BY {quoted}"),
-            format!("DROP ROLE IF EXISTS {quoted}"),
-        ] {
-            sqlx::raw_sql(AssertSqlSafe(sql))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| admin.err(e))?;
-        }
+        run(
+            admin,
+            &mut tx,
+            [
+                format!("DROP OWNED BY {quoted}"),
+                format!("DROP ROLE IF EXISTS {quoted}"),
+            ],
+        )
+        .await?;
         tx.commit().await.map_err(|e| admin.err(e))?;
     }
     Ok(empty)
@@ -468,15 +477,15 @@ pub async fn revoke(admin: &Admin, role: &str) -> Result<bool, DbError> {
         .execute(&mut *conn)
         .await
         .map_err(|e| admin.err(e))?;
-    for sql in [
-        format!("DROP OWNED BY {quoted}"),
-        format!("DROP ROLE IF EXISTS {quoted}"),
-    ] {
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| admin.err(e))?;
-    }
+    run(
+        admin,
+        &mut conn,
+        [
+            format!("DROP OWNED BY {quoted}"),
+            format!("DROP ROLE IF EXISTS {quoted}"),
+        ],
+    )
+    .await?;
     Ok(true)
 }
 
