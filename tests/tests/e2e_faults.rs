@@ -1,5 +1,6 @@
-//! Fault tests: the API server, etcd and the operator crash while agreements
-//! are being decided. After each fault every agreement reaches the phase its
+//! Fault tests: the API server, etcd and the operator crash, and the
+//! database drops the operator's connections, while agreements are being
+//! decided and granted. After each fault every agreement reaches the phase its
 //! decision calls for, and no phase transition happens twice (one Activated
 //! Event at most per agreement). Bounded and deterministic: faults are
 //! injected at points chosen by fixed seeds, and the tests assert on state,
@@ -133,6 +134,40 @@ impl Scene {
         Ok(())
     }
 
+    /// Every grant in PostgreSQL for this scene's consumer is backed by an
+    /// Active agreement, and every Active agreement is granted.
+    async fn grants_match_agreements(&self) -> anyhow::Result<()> {
+        use datamesh_operator::enforcement::postgres::{MARK, role_name};
+        use kube::ResourceExt;
+        use sqlx::Row;
+        let api = Api::<DataSharingAgreement>::namespaced(self.client.clone(), &self.consumer_ns);
+        let active: std::collections::BTreeSet<String> = api
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .filter(|a| a.status.as_ref().and_then(|s| s.phase) == Some(AgreementPhase::Active))
+            .filter_map(|a| a.uid().map(|u| role_name(&u)))
+            .collect();
+        let mut c = pg::connect(&pg::url()?).await?;
+        let granted: std::collections::BTreeSet<String> = sqlx::query(
+            "SELECT r.rolname::text FROM pg_roles r JOIN pg_shdescription d \
+             ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass \
+             WHERE starts_with(d.description, $1)",
+        )
+        .bind(format!("{MARK}{}/", self.consumer_ns))
+        .fetch_all(&mut c)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+        assert_eq!(
+            granted, active,
+            "grants in PostgreSQL differ from the Active agreements"
+        );
+        Ok(())
+    }
+
     async fn cleanup(self) {
         delete_namespace(&self.client, &self.provider_ns).await;
         delete_namespace(&self.client, &self.consumer_ns).await;
@@ -173,6 +208,7 @@ async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()>
             s.request(i).await?;
         }
         s.converged(BATCH).await?;
+        s.grants_match_agreements().await?;
         survived += 1;
         drop(op);
         s.cleanup().await;
@@ -198,7 +234,31 @@ async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()>
         }
         let op = Operator::start_with(&kc, &args).await?;
         s.converged(BATCH).await?;
+        s.grants_match_agreements().await?;
         survived += 1;
+        drop(op);
+        s.cleanup().await;
+    }
+    // PostgreSQL drops every connection of the operator's admin user, twice
+    // in a batch, while grants are being made.
+    {
+        let s = Scene::new().await?;
+        let op = Operator::start().await?;
+        let points = [fault_point(3, BATCH), fault_point(11, BATCH)];
+        for i in 0..BATCH {
+            if points.contains(&i) {
+                pg::exec(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE usename = current_user AND pid <> pg_backend_pid()",
+                )
+                .await?;
+                injected += 1;
+            }
+            s.request(i).await?;
+        }
+        s.converged(BATCH).await?;
+        s.grants_match_agreements().await?;
+        survived += points.len();
         drop(op);
         s.cleanup().await;
     }
