@@ -1,6 +1,8 @@
 //! Fault tests: the API server, etcd and the operator crash, and the
 //! database drops the operator's connections, while agreements are being
-//! decided and granted. After each fault every agreement reaches the phase its
+//! decided and granted. After each: every agreement in its phase, the grants
+//! in PostgreSQL equal the Active agreements, and the audit chain verifies
+//! with each request and grant on record once. After each fault every agreement reaches the phase its
 //! decision calls for, and no phase transition happens twice (one Activated
 //! Event at most per agreement). Bounded and deterministic: faults are
 //! injected at points chosen by fixed seeds, and the tests assert on state,
@@ -20,6 +22,8 @@ struct Scene {
     consumer: String,
     consumer_ns: String,
     licence: String,
+    /// One audit store for every operator of the scene (a restarted one too).
+    audit_url: String,
 }
 
 impl Scene {
@@ -32,6 +36,11 @@ impl Scene {
             consumer: unique("mobility"),
             consumer_ns: unique("mobility"),
             licence: unique("ogl"),
+            audit_url: {
+                let dir = std::env::temp_dir().join(unique("datamesh-faults-audit"));
+                std::fs::create_dir_all(&dir)?;
+                format!("sqlite://{}/audit.db?mode=rwc", dir.display())
+            },
             client,
         };
         create_namespace(&s.client, &s.provider_ns).await?;
@@ -168,6 +177,61 @@ impl Scene {
         Ok(())
     }
 
+    /// An operator of this scene (its audit store shared with the others).
+    async fn operator(&self, lease: &str) -> anyhow::Result<Operator> {
+        let args = [
+            "--lease-name",
+            lease,
+            "--lease-seconds",
+            "3",
+            "--audit-url",
+            self.audit_url.as_str(),
+        ];
+        Operator::start_with(&admin_kubeconfig()?, &args).await
+    }
+
+    /// The audit chain verifies, and holds each agreement's request once and
+    /// each Active agreement's grant once (nothing lost, nothing twice).
+    async fn audit_complete(&self, op: &Operator) -> anyhow::Result<()> {
+        let get = |path: String| async move {
+            let (code, body) = http_get(&format!("http://{}{path}", op.http_addr)).await?;
+            anyhow::ensure!(code == 200, "{path}: {code} {body}");
+            anyhow::Ok(serde_json::from_str::<serde_json::Value>(&body)?)
+        };
+        let v = get("/api/v1/audit/verify".into()).await?;
+        assert_eq!(v["ok"], true, "audit chain: {v}");
+        let records = get(format!(
+            "/api/v1/audit?consumer={}&limit=10000",
+            self.consumer
+        ))
+        .await?;
+        let mut count: std::collections::BTreeMap<(String, String), usize> = Default::default();
+        for r in records["items"].as_array().into_iter().flatten() {
+            let key = (
+                r["agreement"].as_str().unwrap_or_default().to_string(),
+                r["kind"].as_str().unwrap_or_default().to_string(),
+            );
+            *count.entry(key).or_default() += 1;
+        }
+        let api = Api::<DataSharingAgreement>::namespaced(self.client.clone(), &self.consumer_ns);
+        for a in api.list(&Default::default()).await?.items {
+            let name = format!(
+                "{}/{}",
+                self.consumer_ns,
+                a.metadata.name.as_deref().unwrap_or_default()
+            );
+            let n = |kind: &str| count.get(&(name.clone(), kind.to_string())).copied();
+            assert_eq!(n("request"), Some(1), "{name}: request records");
+            let active = a.status.as_ref().and_then(|s| s.phase) == Some(AgreementPhase::Active);
+            assert_eq!(
+                n("grant").unwrap_or(0),
+                usize::from(active),
+                "{name}: grant records"
+            );
+        }
+        Ok(())
+    }
+
     async fn cleanup(self) {
         delete_namespace(&self.client, &self.provider_ns).await;
         delete_namespace(&self.client, &self.consumer_ns).await;
@@ -198,7 +262,7 @@ async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()>
     // The API server, then etcd, killed in the middle of a batch.
     for component in ["apiserver", "etcd"] {
         let s = Scene::new().await?;
-        let op = Operator::start().await?;
+        let op = s.operator(&unique("fault-lease")).await?;
         let at = fault_point(component.len() as u64, BATCH);
         for i in 0..BATCH {
             if i == at {
@@ -209,6 +273,7 @@ async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()>
         }
         s.converged(BATCH).await?;
         s.grants_match_agreements().await?;
+        s.audit_complete(&op).await?;
         survived += 1;
         drop(op);
         s.cleanup().await;
@@ -218,9 +283,7 @@ async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()>
     for seed in [7u64, 21, 1999] {
         let s = Scene::new().await?;
         let lease = unique("fault-lease");
-        let args = ["--lease-name", lease.as_str(), "--lease-seconds", "3"];
-        let kc = admin_kubeconfig()?;
-        let op = Operator::start_with(&kc, &args).await?;
+        let op = s.operator(&lease).await?;
         let at = fault_point(seed, BATCH);
         let mut op = Some(op);
         for i in 0..BATCH {
@@ -232,9 +295,10 @@ async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()>
             }
             s.request(i).await?;
         }
-        let op = Operator::start_with(&kc, &args).await?;
+        let op = s.operator(&lease).await?;
         s.converged(BATCH).await?;
         s.grants_match_agreements().await?;
+        s.audit_complete(&op).await?;
         survived += 1;
         drop(op);
         s.cleanup().await;
@@ -243,7 +307,7 @@ async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()>
     // in a batch, while grants are being made.
     {
         let s = Scene::new().await?;
-        let op = Operator::start().await?;
+        let op = s.operator(&unique("fault-lease")).await?;
         let points = [fault_point(3, BATCH), fault_point(11, BATCH)];
         for i in 0..BATCH {
             if points.contains(&i) {
@@ -258,6 +322,7 @@ async fn control_plane_and_operator_crashes_lose_nothing() -> anyhow::Result<()>
         }
         s.converged(BATCH).await?;
         s.grants_match_agreements().await?;
+        s.audit_complete(&op).await?;
         survived += points.len();
         drop(op);
         s.cleanup().await;
