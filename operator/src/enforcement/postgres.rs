@@ -322,7 +322,6 @@ async fn ensure_group(
     g: &RoleGrant<'_>,
     table: &str,
 ) -> Result<(), DbError> {
-    let qualified = format!("{}.{}", quote_ident(g.schema), quote_ident(g.table));
     let ready: bool = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
          AND has_schema_privilege($1, $2, 'USAGE') \
@@ -330,7 +329,7 @@ async fn ensure_group(
     )
     .bind(group)
     .bind(g.schema)
-    .bind(&qualified)
+    .bind(table)
     .bind(g.columns)
     .fetch_one(&mut *conn)
     .await
@@ -447,12 +446,6 @@ async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool, sqlx::
         .fetch_one(conn)
         .await?;
     Ok(row.try_get::<i64, _>(0)? > 0)
-}
-
-/// Whether the role exists.
-pub async fn has_role(admin: &Admin, role: &str) -> Result<bool, DbError> {
-    let mut conn = admin.connect().await?;
-    role_exists(&mut conn, role).await.map_err(|e| admin.err(e))
 }
 
 /// Ends the role: no new logins, its sessions terminated, its privileges in

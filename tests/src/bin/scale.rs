@@ -144,6 +144,27 @@ async fn create_all(
     Ok(())
 }
 
+/// Seconds the API server takes to accept `patch` on the status of every
+/// agreement in `names` (namespace, name), `concurrency` in flight.
+async fn status_floor(
+    client: &Client,
+    names: &[(String, String)],
+    params: &PatchParams,
+    patch: &Patch<&serde_json::Value>,
+    concurrency: usize,
+) -> Result<f64> {
+    let t = Instant::now();
+    futures::stream::iter(names)
+        .map(|(ns, name)| {
+            let api = Api::<DataSharingAgreement>::namespaced(client.clone(), ns);
+            async move { api.patch_status(name, params, patch).await.map(|_| ()) }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 fn plural(kind: &str) -> String {
     match kind {
         "Namespace" => "namespaces".into(),
@@ -273,55 +294,34 @@ async fn main() -> Result<()> {
     // Floor: the API server alone accepting one status write per agreement
     // (status of the size the operator writes; Pending = undecided, so the
     // operator still decides each one afterwards).
-    let t = Instant::now();
-    let pending = json!({"status": {"phase": "Pending", "conditions": [{
+    let mut pending = json!({"status": {"phase": "Pending", "conditions": [{
         "type": "Ready", "status": "False", "reason": "Pending", "message": "waiting for a decision by the datamesh operator",
         "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}]}});
-    futures::stream::iter(0..a)
-        .map(|k| {
-            let api = Api::<DataSharingAgreement>::namespaced(client.clone(), &dom(k % d));
-            let pending = pending.clone();
-            async move {
-                api.patch_status(
-                    &format!("a{k}"),
-                    &PatchParams::default(),
-                    &Patch::Merge(&pending),
-                )
-                .await
-                .map(|_| ())
-            }
-        })
-        .buffer_unordered(args.concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    let floor_merge = t.elapsed().as_secs_f64();
+    let names: Vec<(String, String)> = (0..a).map(|k| (dom(k % d), format!("a{k}"))).collect();
+    let floor_merge = status_floor(
+        &client,
+        &names,
+        &PatchParams::default(),
+        &Patch::Merge(&pending),
+        args.concurrency,
+    )
+    .await?;
     println!(
         "floor (merge patch): {a} status writes in {floor_merge:.1}s ({:.0}/s)",
         a as f64 / floor_merge
     );
     // The same writes as server-side apply, which is how the operator writes
     // status (the API server's cost differs).
-    let t = Instant::now();
-    futures::stream::iter(0..a)
-        .map(|k| {
-            let api = Api::<DataSharingAgreement>::namespaced(client.clone(), &dom(k % d));
-            let mut pending = pending.clone();
-            pending["apiVersion"] = json!("datamesh.dev/v1alpha1");
-            pending["kind"] = json!("DataSharingAgreement");
-            async move {
-                api.patch_status(
-                    &format!("a{k}"),
-                    &PatchParams::apply("scale-floor").force(),
-                    &Patch::Apply(&pending),
-                )
-                .await
-                .map(|_| ())
-            }
-        })
-        .buffer_unordered(args.concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    let floor = t.elapsed().as_secs_f64();
+    pending["apiVersion"] = json!("datamesh.dev/v1alpha1");
+    pending["kind"] = json!("DataSharingAgreement");
+    let floor = status_floor(
+        &client,
+        &names,
+        &PatchParams::apply("scale-floor").force(),
+        &Patch::Apply(&pending),
+        args.concurrency,
+    )
+    .await?;
     println!(
         "floor (server-side apply, as the operator writes): {a} status writes in {floor:.1}s ({:.0}/s)",
         a as f64 / floor
