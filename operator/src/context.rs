@@ -103,7 +103,7 @@ impl Context {
             controller: crate::MANAGER.into(),
             instance: Some(instance.to_string()),
         };
-        let recorder = crate::event::Publisher::new(client.clone(), reporter);
+        let recorder = crate::event::Publisher::new(client.clone(), reporter, metrics.clone());
         let enforcement = crate::enforcement::Enforcement::new(client.clone(), metrics.clone());
         Ok(Arc::new(Self {
             client,

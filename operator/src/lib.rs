@@ -119,7 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             metrics.leader.set(1);
             tracing::info!("leading; reconciling");
             tokio::select! {
-                r = controller::run_all(ctx, Duration::from_secs(args.convergence_seconds)) => r,
+                r = reconcile(ctx, Duration::from_secs(args.convergence_seconds)) => r,
                 _ = wait_until(&mut leader, false) => Err(anyhow::anyhow!("lost leadership; exiting so a new leader takes over")),
             }
         } else {
@@ -131,11 +131,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         result
     } else {
         tracing::info!("reconciling (no leader election)");
-        controller::run_all(ctx, Duration::from_secs(args.convergence_seconds)).await
+        reconcile(ctx, Duration::from_secs(args.convergence_seconds)).await
     };
     state.set_ready(false);
     http.abort();
     result
+}
+
+/// How long a graceful stop waits for queued Normal Events to be sent.
+const EVENTS_DRAIN: Duration = Duration::from_secs(1);
+
+/// Runs every controller until a shutdown signal, then gives the queued
+/// Events up to [`EVENTS_DRAIN`] to reach the API server (still leading: a
+/// replica that loses its lease meanwhile stops at once).
+async fn reconcile(ctx: Arc<context::Context>, converge: Duration) -> anyhow::Result<()> {
+    controller::run_all(ctx.clone(), converge).await?;
+    ctx.recorder.drain(EVENTS_DRAIN).await;
+    Ok(())
 }
 
 /// A client like `Client::try_default()` that counts every request it sends

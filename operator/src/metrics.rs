@@ -39,6 +39,15 @@ pub struct RequestLabels {
     pub method: String,
 }
 
+/// Labels of a Normal Event that was not published.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// Why: `queue_full` (the queue to the API server was full),
+    /// `send_failed` (the API server refused it, or failed twice) or
+    /// `stopped` (the sender task had ended).
+    pub reason: &'static str,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -64,6 +73,8 @@ pub struct Metrics {
     pub enforcement: Family<crate::enforcement::OperationLabels, Counter>,
     /// Corrections made by convergence, by action.
     pub corrections: Family<crate::enforcement::convergence::CorrectionLabels, Counter>,
+    /// Normal Events dropped (they are best effort), by why.
+    pub events_dropped: Family<DropLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -134,6 +145,12 @@ impl Default for Metrics {
             "Grants corrected by convergence, by action",
             corrections.clone(),
         );
+        let events_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "events_dropped",
+            "Normal Events not published (best effort), by why: queue_full, send_failed, stopped",
+            events_dropped.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -147,6 +164,7 @@ impl Default for Metrics {
             leader,
             enforcement,
             corrections,
+            events_dropped,
         }
     }
 }
