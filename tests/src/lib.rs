@@ -134,6 +134,47 @@ where
     }
 }
 
+/// How long the Events of a namespace must hold still before
+/// [`settled_events`] returns them: many of the operator's send intervals
+/// (10 per second) and more than its pause before a retry (1 s).
+pub const EVENTS_QUIET: Duration = Duration::from_secs(2);
+
+/// The Events in `ns` once the operator has sent what it queued. Normal
+/// Events leave the operator through a queue at a bounded rate
+/// (operator/src/event.rs), so a list taken right after a status change can
+/// miss the latest; this lists until nothing changed for [`EVENTS_QUIET`],
+/// for at most `timeout`.
+pub async fn settled_events(
+    client: &Client,
+    ns: &str,
+    timeout: Duration,
+) -> Result<Vec<k8s_openapi::api::events::v1::Event>> {
+    let api = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), ns);
+    // an Event repeated through a series counts each occurrence
+    let occurrences = |items: &[k8s_openapi::api::events::v1::Event]| -> i64 {
+        items
+            .iter()
+            .map(|e| e.series.as_ref().map_or(1, |s| i64::from(s.count)))
+            .sum()
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = api.list(&Default::default()).await?.items;
+    let mut still_since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let items = api.list(&Default::default()).await?.items;
+        if occurrences(&items) != occurrences(&last) {
+            last = items;
+            still_since = tokio::time::Instant::now();
+        } else if still_since.elapsed() >= EVENTS_QUIET {
+            return Ok(items);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the Events in {ns} still changed after {timeout:?}");
+        }
+    }
+}
+
 /// A short random suffix so tests never collide on names.
 pub fn unique(prefix: &str) -> String {
     let n = std::time::SystemTime::now()

@@ -668,6 +668,8 @@ async fn a_killed_operator_converges_every_agreement_exactly_once() -> anyhow::R
         }
     })
     .await?;
+    // a second Activated Event would come through the operator's queue
+    settled_events(&w.client, &w.consumer_ns, Duration::from_secs(120)).await?;
     for a in &all {
         let want = if a.spec.product.name == "fares" {
             AgreementPhase::PendingApproval

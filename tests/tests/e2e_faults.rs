@@ -123,16 +123,13 @@ impl Scene {
             }
         })
         .await?;
-        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(
-            self.client.clone(),
-            &self.consumer_ns,
-        )
-        .list(&Default::default())
-        .await?;
+        // Events follow the status writes through the operator's queue: a
+        // second Activated would show once that queue is sent
+        let events =
+            settled_events(&self.client, &self.consumer_ns, Duration::from_secs(120)).await?;
         for a in &all {
             let name = a.metadata.name.as_deref().unwrap_or_default();
             let activated: i32 = events
-                .items
                 .iter()
                 .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
                 .filter(|e| e.reason.as_deref() == Some("Activated"))

@@ -460,16 +460,21 @@ async fn convergence_drops_a_role_a_crash_left_and_restores_a_missing_one() -> a
         .await?
             >= 1.0
     );
+    // the Warning is published after the role is restored
     let events =
-        Api::<k8s_openapi::api::events::v1::Event>::namespaced(w.client.clone(), &w.consumer_ns)
-            .list(&Default::default())
-            .await?;
-    assert!(
-        events
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("GrantRestored"))
-    );
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(w.client.clone(), &w.consumer_ns);
+    wait_for(WAIT, || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("GrantRestored"))
+                .then_some(())
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("no GrantRestored Event: {e}"))?;
 
     pg::exec(&format!("DROP ROLE IF EXISTS {bystander}")).await?;
     w.cleanup().await;
