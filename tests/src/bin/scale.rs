@@ -226,8 +226,8 @@ async fn phases(
     Ok(counts)
 }
 
-/// Of the objects whose names start with `prefix` (this run's), how many
-/// there are and how many carry `finalizer`.
+/// Of the objects in namespaces whose names start with `prefix` (this run's),
+/// how many there are and how many carry `finalizer`.
 async fn with_finalizer<K>(api: &Api<K>, prefix: &str, finalizer: &str) -> Result<(usize, usize)>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
