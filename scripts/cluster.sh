@@ -341,6 +341,9 @@ start_etcd() {
   wait_for etcd healthy etcd_healthy
 }
 
+# MutatingAdmissionPolicy is beta and off by default in Kubernetes 1.34: the
+# feature gate and the v1beta1 API are turned on so the chart's policy that adds
+# the operator's finalizers at creation (admission-finalizers.yaml) takes effect.
 start_apiserver() {
   check_port_free "$APISERVER_PORT" kube-apiserver DATAMESH_APISERVER_PORT
   start_proc kube-apiserver "$KUBE_BIN/kube-apiserver" \
@@ -353,6 +356,7 @@ start_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --disable-admission-plugins=ServiceAccount \
+    --feature-gates=MutatingAdmissionPolicy=true --runtime-config=admissionregistration.k8s.io/v1beta1=true \
     --allow-privileged=true \
     --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \

@@ -412,16 +412,101 @@ pub async fn apply_yaml_file(client: &Client, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Installs the admission policy that binds an approval to its creator.
-pub async fn install_admission(client: &Client) -> Result<()> {
-    apply_yaml_file(
-        client,
-        &repo_root().join("charts/datamesh/templates/admission-approver.yaml"),
-    )
-    .await?;
+/// Installs the chart's admission policies: the ValidatingAdmissionPolicy that
+/// binds an approval to its creator (admission-approver.yaml) and, where the
+/// API server serves MutatingAdmissionPolicy v1beta1 (`scripts/cluster.sh`
+/// turns it on), the policies that add the operator's finalizers when an
+/// agreement or a product is created (admission-finalizers.yaml). Elsewhere
+/// the latter is skipped with a line on stderr and the operator adds the
+/// finalizers itself.
+///
+/// Returns whether the finalizers are added at admission. Needs the CRDs
+/// ([`install_crds`]): it waits until a dry-run create of an agreement and of
+/// a product comes back with their finalizers.
+pub async fn install_admission(client: &Client) -> Result<bool> {
+    let templates = repo_root().join("charts/datamesh/templates");
+    apply_yaml_file(client, &templates.join("admission-approver.yaml")).await?;
+    let finalizers = serves_mutating_admission_policy(client).await?;
+    if finalizers {
+        apply_yaml_file(client, &templates.join("admission-finalizers.yaml")).await?;
+        wait_for(Duration::from_secs(30), || async {
+            admission_adds_finalizers(client).await.then_some(())
+        })
+        .await
+        .context(
+            "the MutatingAdmissionPolicies of admission-finalizers.yaml did not take effect",
+        )?;
+    } else {
+        eprintln!(
+            "install_admission: the API server does not serve admissionregistration.k8s.io/v1beta1 \
+             MutatingAdmissionPolicy; admission-finalizers.yaml skipped, the operator adds its finalizers itself"
+        );
+    }
     // the API server picks up new admission policies asynchronously
     tokio::time::sleep(Duration::from_secs(2)).await;
-    Ok(())
+    Ok(finalizers)
+}
+
+/// Whether the API server serves MutatingAdmissionPolicy in
+/// admissionregistration.k8s.io/v1beta1 (a feature gate and a runtime-config
+/// flag in Kubernetes 1.34).
+pub async fn serves_mutating_admission_policy(client: &Client) -> Result<bool> {
+    match client
+        .list_api_group_resources("admissionregistration.k8s.io/v1beta1")
+        .await
+    {
+        Ok(list) => Ok(list
+            .resources
+            .iter()
+            .any(|r| r.kind == "MutatingAdmissionPolicy")),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a dry-run create of an agreement and of a product (in `default`;
+/// nothing is stored) comes back with the operator's finalizers.
+async fn admission_adds_finalizers(client: &Client) -> bool {
+    use datamesh_crds::{DataProduct, DataSharingAgreement};
+    use datamesh_operator::controller::{agreement, product};
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let has = |meta: &kube::api::ObjectMeta, finalizer: &str| {
+        meta.finalizers.iter().flatten().any(|f| f == finalizer)
+    };
+    let a = fixtures::agreement(
+        "admission-probe",
+        "default",
+        "admission-probe",
+        ("default", "admission-probe"),
+        ("admission-probe", "1.0"),
+        "2027-06-30T00:00:00Z",
+    );
+    let p = fixtures::product(
+        "admission-probe",
+        "default",
+        "admission-probe",
+        "admission-probe",
+    );
+    let (Ok(a), Ok(p)) = (
+        serde_json::from_value::<DataSharingAgreement>(a),
+        serde_json::from_value::<DataProduct>(p),
+    ) else {
+        return false;
+    };
+    let agreements = Api::<DataSharingAgreement>::namespaced(client.clone(), "default");
+    let products = Api::<DataProduct>::namespaced(client.clone(), "default");
+    match (
+        agreements.create(&dry, &a).await,
+        products.create(&dry, &p).await,
+    ) {
+        (Ok(a), Ok(p)) => {
+            has(&a.metadata, agreement::FINALIZER) && has(&p.metadata, product::FINALIZER)
+        }
+        _ => false,
+    }
 }
 
 /// Restarts one component of the local control plane (`apiserver` or

@@ -1,13 +1,18 @@
 //! The agreement lifecycle against the real API server, with the operator as
 //! a process: decisions, approval by the provider (and refusal of anyone
 //! else), denial with reasons, re-decision on policy and licence changes,
-//! expiry, product deletion, crash recovery and leader election.
+//! expiry, product deletion, crash recovery and leader election; the
+//! finalizers added at creation by the chart's MutatingAdmissionPolicies, and
+//! by the operator where they are missing.
 
 use datamesh_crds::agreement::AgreementPhase;
 use datamesh_crds::{
     AgreementApproval, DataProduct, DataSharingAgreement, Domain, GovernancePolicy, Licence,
 };
 use datamesh_e2e::{fixtures, pg, *};
+use datamesh_operator::controller::agreement::FINALIZER as AGREEMENT_FINALIZER;
+use datamesh_operator::controller::product::FINALIZER as PRODUCT_FINALIZER;
+use kube::api::ObjectMeta;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -23,19 +28,22 @@ struct World {
     consumer: String,
     consumer_ns: String,
     licence: String,
+    /// Whether the API server adds the finalizers at creation (admission-finalizers.yaml).
+    finalizers_at_admission: bool,
 }
 
 impl World {
     async fn new(consumer_sector: &str) -> anyhow::Result<Self> {
         let client = admin().await?;
         install_crds(&client).await?;
-        install_admission(&client).await?;
+        let finalizers_at_admission = install_admission(&client).await?;
         let w = World {
             provider: unique("transport"),
             provider_ns: unique("transport"),
             consumer: unique("mobility"),
             consumer_ns: unique("mobility"),
             licence: unique("ogl"),
+            finalizers_at_admission,
             client,
         };
         create_namespace(&w.client, &w.provider_ns).await?;
@@ -733,6 +741,169 @@ async fn of_two_operators_only_the_leader_writes() -> anyhow::Result<()> {
     );
     drop(a);
     drop(b);
+    w.cleanup().await;
+    Ok(())
+}
+
+fn finalizers(meta: &ObjectMeta) -> Vec<String> {
+    meta.finalizers.clone().unwrap_or_default()
+}
+
+/// The field managers that own metadata.finalizers. A finalizer added at
+/// admission is owned by nobody; one a client adds (the operator's patch) is
+/// on record under that client's manager.
+fn finalizer_owners(meta: &ObjectMeta) -> Vec<String> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:metadata/f:finalizers").is_some())
+        })
+        .map(|m| m.manager.clone().unwrap_or_default())
+        .collect()
+}
+
+/// With no operator running, the API server adds the finalizers when an
+/// agreement and a product are created (the chart's admission-finalizers.yaml,
+/// installed by the harness); the operator then decides the agreement as
+/// usual and writes no finalizer of its own.
+#[tokio::test]
+async fn finalizers_are_added_at_admission_and_the_operator_writes_none() -> anyhow::Result<()> {
+    let w = World::new("private").await?;
+    assert!(
+        w.finalizers_at_admission,
+        "scripts/cluster.sh turns MutatingAdmissionPolicy on, yet the API server does not serve it"
+    );
+    let pp = PostParams::default();
+
+    // No operator yet: whatever finalizer is there, the API server put it there.
+    let p = fixtures::product("bus", &w.provider_ns, &w.provider, &w.licence);
+    let p = w
+        .products()
+        .create(&pp, &serde_json::from_value(p)?)
+        .await?;
+    assert_eq!(finalizers(&p.metadata), [PRODUCT_FINALIZER]);
+    let a = fixtures::agreement(
+        "plan",
+        &w.consumer_ns,
+        &w.consumer,
+        (&w.provider_ns, "bus"),
+        (&w.licence, "3.0"),
+        "2027-06-30T00:00:00Z",
+    );
+    let created = w
+        .agreements()
+        .create(&pp, &serde_json::from_value(a.clone())?)
+        .await?;
+    assert_eq!(finalizers(&created.metadata), [AGREEMENT_FINALIZER]);
+    // stored so, not only in the answer to the create
+    let stored = w.agreements().get("plan").await?;
+    assert_eq!(finalizers(&stored.metadata), [AGREEMENT_FINALIZER]);
+    assert_eq!(
+        finalizers(&w.products().get("bus").await?.metadata),
+        [PRODUCT_FINALIZER]
+    );
+    assert!(
+        finalizer_owners(&stored.metadata).is_empty(),
+        "{:?}",
+        stored.metadata.managed_fields
+    );
+
+    // A finalizer the creator gives is kept: finalizers merge as a set
+    // (a dry run, so no foreign finalizer is left to block the clean-up).
+    let mut other = a;
+    other["metadata"]["name"] = json!("other");
+    other["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let other = w
+        .agreements()
+        .create(&dry, &serde_json::from_value(other)?)
+        .await?;
+    assert_eq!(
+        finalizers(&other.metadata),
+        ["example.com/keep", AGREEMENT_FINALIZER]
+    );
+
+    // The operator decides the agreement as usual. It found the finalizers in
+    // place, so it patched none: nobody owns them in managedFields.
+    let _op = Operator::start().await?;
+    let a = w.phase("plan", AgreementPhase::Active).await?;
+    assert!(
+        reason_ids(&a).contains(&"open-read".to_string()),
+        "{:?}",
+        reason_ids(&a)
+    );
+    assert_eq!(finalizers(&a.metadata), [AGREEMENT_FINALIZER]);
+    assert!(
+        finalizer_owners(&a.metadata).is_empty(),
+        "the operator wrote the agreement's finalizers: {:?}",
+        finalizer_owners(&a.metadata)
+    );
+    let p = w.products().get("bus").await?;
+    assert_eq!(finalizers(&p.metadata), [PRODUCT_FINALIZER]);
+    assert!(
+        finalizer_owners(&p.metadata).is_empty(),
+        "the operator wrote the product's finalizers: {:?}",
+        finalizer_owners(&p.metadata)
+    );
+
+    // and the finalizer still does its work: deleting the agreement revokes first
+    w.agreements().delete("plan", &Default::default()).await?;
+    let api = w.agreements();
+    wait_for(WAIT, || {
+        let api = api.clone();
+        async move { api.get_opt("plan").await.ok()?.is_none().then_some(()) }
+    })
+    .await?;
+    w.cleanup().await;
+    Ok(())
+}
+
+/// Where the finalizers were not added at admission (clusters without
+/// MutatingAdmissionPolicy, objects created before the policies were
+/// installed), the operator adds them itself before it acts. The policies
+/// act on CREATE only, so taking the finalizers off with an update makes
+/// this the operator's path whether or not this API server has the policies.
+#[tokio::test]
+async fn without_admission_the_operator_adds_its_finalizers_itself() -> anyhow::Result<()> {
+    let w = World::new("private").await?;
+    w.product("bus", "open").await?;
+    w.request("plan", "bus", "2027-06-30T00:00:00Z").await?;
+    let strip = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    let p = w
+        .products()
+        .patch("bus", &PatchParams::default(), &strip)
+        .await?;
+    assert!(finalizers(&p.metadata).is_empty(), "{:?}", p.metadata);
+    let a = w
+        .agreements()
+        .patch("plan", &PatchParams::default(), &strip)
+        .await?;
+    assert!(finalizers(&a.metadata).is_empty(), "{:?}", a.metadata);
+
+    let _op = Operator::start().await?;
+    let a = w.phase("plan", AgreementPhase::Active).await?;
+    assert_eq!(finalizers(&a.metadata), [AGREEMENT_FINALIZER]);
+    assert!(
+        !finalizer_owners(&a.metadata).is_empty(),
+        "the operator's patch is on record: {:?}",
+        a.metadata.managed_fields
+    );
+    let products = w.products();
+    let p = wait_for(WAIT, || {
+        let products = products.clone();
+        async move {
+            let p = products.get("bus").await.ok()?;
+            (!finalizers(&p.metadata).is_empty()).then_some(p)
+        }
+    })
+    .await?;
+    assert_eq!(finalizers(&p.metadata), [PRODUCT_FINALIZER]);
     w.cleanup().await;
     Ok(())
 }

@@ -27,6 +27,18 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 const ADMISSION_POLICY: &str = "datamesh-approver-is-requester";
+/// The MutatingAdmissionPolicies (and their bindings) of admission-finalizers.yaml.
+const FINALIZER_POLICIES: [&str; 2] =
+    ["datamesh-agreement-finalizer", "datamesh-product-finalizer"];
+
+fn mutating_admission_api(client: &Client, kind: &str) -> Api<kube::api::DynamicObject> {
+    let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "admissionregistration.k8s.io",
+        "v1beta1",
+        kind,
+    ));
+    Api::all_with(client.clone(), &ar)
+}
 
 // ---- helm ----------------------------------------------------------------
 
@@ -209,10 +221,13 @@ fn template_with_default_values_renders_a_hardened_ha_operator() -> Result<()> {
     .into_iter()
     .map(String::from)
     .collect();
+    // `helm template` knows no cluster: without `--api-versions` naming
+    // MutatingAdmissionPolicy, admission-finalizers.yaml renders nothing (as
+    // on a cluster that does not serve it)
     assert_eq!(
         kinds(&docs),
         want,
-        "no ServiceMonitor, no policies by default"
+        "no ServiceMonitor, no policies, no MutatingAdmissionPolicy by default"
     );
 
     let d = one(&docs, "Deployment")?;
@@ -270,6 +285,85 @@ fn template_with_default_values_renders_a_hardened_ha_operator() -> Result<()> {
     let svc = one(&docs, "Service")?;
     assert_eq!(svc["spec"]["ports"][0]["name"], "http");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
+    Ok(())
+}
+
+/// The capability helm sees on a cluster that serves MutatingAdmissionPolicy v1beta1.
+const MAP_CAPABILITY: &str = "admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy";
+
+#[test]
+fn template_adds_the_finalizer_policies_where_the_api_server_serves_them() -> Result<()> {
+    let docs = render(&["--api-versions", MAP_CAPABILITY])?;
+    let k = kinds(&docs);
+    for kind in [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+    ] {
+        assert!(k.contains(kind), "{kind} missing: {k:?}");
+    }
+    // one policy per kind, each adding the operator's own finalizer on CREATE
+    let policies = all_of(&docs, "MutatingAdmissionPolicy");
+    assert_eq!(policies.len(), 2, "{policies:?}");
+    let want = [
+        (
+            "datasharingagreements",
+            datamesh_operator::controller::agreement::FINALIZER,
+        ),
+        (
+            "dataproducts",
+            datamesh_operator::controller::product::FINALIZER,
+        ),
+    ];
+    let bindings = all_of(&docs, "MutatingAdmissionPolicyBinding");
+    for (resource, finalizer) in want {
+        let p = policies
+            .iter()
+            .find(|p| {
+                strings(&p["spec"]["matchConstraints"]["resourceRules"][0]["resources"])
+                    == [resource]
+            })
+            .ok_or_else(|| anyhow!("no MutatingAdmissionPolicy for {resource}"))?;
+        let spec = &p["spec"];
+        assert_eq!(p["apiVersion"], "admissionregistration.k8s.io/v1beta1");
+        assert_eq!(
+            spec["failurePolicy"], "Ignore",
+            "the operator is the backstop"
+        );
+        assert_eq!(spec["reinvocationPolicy"], "Never");
+        let rule = &spec["matchConstraints"]["resourceRules"][0];
+        assert_eq!(strings(&rule["apiGroups"]), ["datamesh.dev"]);
+        assert_eq!(strings(&rule["operations"]), ["CREATE"]);
+        let m = &spec["mutations"][0];
+        assert_eq!(m["patchType"], "ApplyConfiguration");
+        let expr = m["applyConfiguration"]["expression"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            expr.contains(&format!("finalizers: [\"{finalizer}\"]")),
+            "{resource}: {expr}"
+        );
+        let name = &p["metadata"]["name"];
+        assert!(
+            bindings.iter().any(|b| b["spec"]["policyName"] == *name),
+            "no binding for {name}"
+        );
+    }
+    assert_eq!(bindings.len(), 2, "{bindings:?}");
+
+    // admission.enabled=false turns every admission policy off, capability or not
+    let docs = render(&[
+        "--api-versions",
+        MAP_CAPABILITY,
+        "--set",
+        "admission.enabled=false",
+    ])?;
+    let k = kinds(&docs);
+    assert!(
+        !k.iter().any(|kind| kind.contains("AdmissionPolicy")),
+        "{k:?}"
+    );
     Ok(())
 }
 
@@ -703,6 +797,19 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
     let _ = vapbs
         .delete(ADMISSION_POLICY, &DeleteParams::default())
         .await;
+    // the same for the finalizer policies, where the API server serves them
+    // (then the release installs them too)
+    let mutating = serves_mutating_admission_policy(&client).await?;
+    let (maps, mapbs) = (
+        mutating_admission_api(&client, "MutatingAdmissionPolicy"),
+        mutating_admission_api(&client, "MutatingAdmissionPolicyBinding"),
+    );
+    if mutating {
+        for name in FINALIZER_POLICIES {
+            let _ = maps.delete(name, &DeleteParams::default()).await;
+            let _ = mapbs.delete(name, &DeleteParams::default()).await;
+        }
+    }
 
     let scope = unique("chart-test-domain");
     let policy = unique("chart-policy");
@@ -737,6 +844,20 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
         assert_eq!(gp.spec.domain.as_deref(), Some(scope.as_str()));
         vaps.get(ADMISSION_POLICY).await?;
         vapbs.get(ADMISSION_POLICY).await?;
+        if mutating {
+            for name in FINALIZER_POLICIES {
+                let p = maps.get(name).await?;
+                assert_eq!(
+                    p.metadata
+                        .annotations
+                        .unwrap_or_default()
+                        .get("meta.helm.sh/release-name"),
+                    Some(&r.name),
+                    "{name} installed by the release"
+                );
+                mapbs.get(name).await?;
+            }
+        }
         // the Deployment's pods never run here (no kubelet): that is expected
 
         // upgrade: one replica, text logs, a second policy
@@ -787,6 +908,11 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
         })
         .await
         .context("release objects removed by uninstall")?;
+        if mutating {
+            for name in FINALIZER_POLICIES {
+                assert!(maps.get_opt(name).await?.is_none(), "{name} left behind");
+            }
+        }
         let crds = Api::<CustomResourceDefinition>::all(client.clone());
         for crd in [
             "domains.datamesh.dev",
