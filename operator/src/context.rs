@@ -24,7 +24,8 @@ pub struct Stores {
     pub domains: Store<Domain>,
     /// Every Licence.
     pub licences: Store<Licence>,
-    /// Every DataProduct.
+    /// Every DataProduct. The one cache of products: the product controller
+    /// reconciles from it and is triggered by [`Context::product_changes`].
     pub products: Store<DataProduct>,
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
@@ -55,6 +56,7 @@ pub struct Context {
     /// Grants and revocations where the data lives.
     pub enforcement: crate::enforcement::Enforcement,
     agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<DataSharingAgreement>>>,
+    products_changed: tokio::sync::broadcast::Sender<Arc<DataProduct>>,
 }
 
 impl Context {
@@ -67,11 +69,15 @@ impl Context {
         audit: Arc<crate::audit::AuditStore>,
     ) -> anyhow::Result<Arc<Self>> {
         let (agreements, agreements_writer) = reflector::store();
+        let (products_changed, _) = tokio::sync::broadcast::channel(PRODUCT_CHANGES);
         let stores = Stores {
             agreements,
             domains: cache(Api::<Domain>::all(client.clone())),
             licences: cache(Api::<Licence>::all(client.clone())),
-            products: cache(Api::<DataProduct>::all(client.clone())),
+            products: cache_announcing(
+                Api::<DataProduct>::all(client.clone()),
+                products_changed.clone(),
+            ),
             namespaces: cache(Api::<Namespace>::all(client.clone())),
             approvals: cache(Api::<AgreementApproval>::all(client.clone())),
             policies: cache(Api::<GovernancePolicy>::all(client.clone())),
@@ -114,7 +120,30 @@ impl Context {
             audit,
             enforcement,
             agreements_writer: std::sync::Mutex::new(Some(agreements_writer)),
+            products_changed,
         }))
+    }
+
+    /// Every product in the cache, then each product the cache sees change
+    /// (applied or deleted), as the cache holds it. A consumer that falls
+    /// more than [`PRODUCT_CHANGES`] behind gets every product again instead
+    /// of the changes it missed, so nothing is lost, only repeated.
+    pub fn product_changes(&self) -> impl futures::Stream<Item = Arc<DataProduct>> + Send + use<> {
+        let rx = self.products_changed.subscribe();
+        let store = self.stores.products.clone();
+        let now = store.state();
+        futures::stream::iter(now).chain(changes(rx, store))
+    }
+
+    /// Like [`Self::product_changes`] without the products already cached:
+    /// for controllers that decide every object at start anyway.
+    pub fn product_changes_from_now(
+        &self,
+    ) -> impl futures::Stream<Item = Arc<DataProduct>> + Send + use<> {
+        changes(
+            self.products_changed.subscribe(),
+            self.stores.products.clone(),
+        )
     }
 
     /// The writer of [`Stores::agreements`], for the agreement controller's
@@ -125,6 +154,67 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
     }
+}
+
+/// Changes the products cache announces that a slow consumer may miss
+/// before it is handed every product again.
+pub const PRODUCT_CHANGES: usize = 4096;
+
+/// The products announced on `rx`; after a lag, every cached product.
+fn changes(
+    rx: tokio::sync::broadcast::Receiver<Arc<DataProduct>>,
+    store: Store<DataProduct>,
+) -> impl futures::Stream<Item = Arc<DataProduct>> + Send {
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold(rx, move |mut rx| {
+        let store = store.clone();
+        async move {
+            match rx.recv().await {
+                Ok(p) => Some((vec![p], rx)),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "product changes lagged; every product again");
+                    Some((store.state(), rx))
+                }
+                Err(RecvError::Closed) => None,
+            }
+        }
+    })
+    .flat_map(futures::stream::iter)
+}
+
+/// Like [`cache`], and announces each object it applies or deletes on `tx`
+/// (the cached `Arc`, no copy) once the store holds the change, so a
+/// controller reconciling from the store sees it. Nobody listening (a
+/// standby replica) costs nothing.
+fn cache_announcing<K>(api: Api<K>, tx: tokio::sync::broadcast::Sender<Arc<K>>) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let store = reader.clone();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, crate::controller::watch_config()).modify(crate::controller::strip),
+    )
+    .default_backoff()
+    .touched_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(obj) => {
+                    let cached = store
+                        .get(&reflector::ObjectRef::from_obj(&obj))
+                        .unwrap_or_else(|| Arc::new(obj));
+                    // Err only when nobody listens
+                    let _ = tx.send(cached);
+                }
+                Err(e) => tracing::warn!(error = %e, "watch error; retrying"),
+            }
+        }
+    });
+    reader
 }
 
 /// Runs a reflector for `api` in the background and returns its store.

@@ -51,10 +51,10 @@ pub async fn run(ctx: Arc<Context>) {
     // Every change of the policy set in force decides every agreement again.
     let versions = tokio_stream_of(ctx.policy.subscribe());
     let stream = controller
-        .watches(
-            Api::<DataProduct>::all(ctx.client.clone()),
-            crate::controller::watch_config(),
-            move |p| {
+        // every agreement is decided at start: only later changes matter
+        .watches_shared_stream(
+            ctx.product_changes_from_now(),
+            move |p: Arc<DataProduct>| {
                 let (ns, name) = (p.namespace().unwrap_or_default(), p.name_any());
                 on(&s1, |a| {
                     a.spec.product.namespace == ns && a.spec.product.name == name

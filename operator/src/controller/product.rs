@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 /// Runs the DataProduct controller.
 pub async fn run(ctx: Arc<Context>) {
-    let api = Api::<DataProduct>::all(ctx.client.clone());
-    let controller = Controller::new(api, crate::controller::watch_config());
-    let products = controller.store();
+    // The one products cache (the catalog's too): no watch of its own.
+    let products = ctx.stores.products.clone();
+    let controller = Controller::for_shared_stream(ctx.product_changes(), products.clone());
     let by_domain = products.clone();
     let by_licence = products.clone();
     let by_input = products;
@@ -34,10 +34,9 @@ pub async fn run(ctx: Arc<Context>) {
             crate::controller::watch_config(),
             move |l| dependents(&by_licence, |p| p.spec.licence == l.name_any()),
         )
-        .watches(
-            Api::<DataProduct>::all(ctx.client.clone()),
-            crate::controller::watch_config(),
-            move |input| {
+        .watches_shared_stream(
+            ctx.product_changes_from_now(),
+            move |input: Arc<DataProduct>| {
                 let (ns, name) = (input.namespace().unwrap_or_default(), input.name_any());
                 dependents(&by_input, |p| {
                     p.spec
