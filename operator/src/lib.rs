@@ -69,6 +69,11 @@ pub struct Args {
     /// change it records does not happen (fail closed).
     #[arg(long, env = "DATAMESH_AUDIT_URL", default_value = audit::DEFAULT_URL, hide_env_values = true)]
     pub audit_url: String,
+    /// Start every watch as a streaming list (`sendInitialEvents`, the
+    /// WatchList feature of the API server: beta and on by default in
+    /// Kubernetes 1.34) instead of a LIST; set false on API servers without it.
+    #[arg(long, env = "DATAMESH_STREAMING_LISTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub streaming_lists: bool,
     /// Logging and tracing settings.
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryArgs,
@@ -85,6 +90,7 @@ fn default_instance() -> String {
 /// holder of the Lease reconciles. A leader that loses its lease exits, so
 /// two replicas never write at once.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    controller::set_streaming_lists(args.streaming_lists);
     let metrics = Arc::new(metrics::Metrics::default());
     let client = counted_client(metrics.clone()).await?;
     let audit = Arc::new(

@@ -159,17 +159,30 @@ impl kube::runtime::utils::Backoff for TriggerBackoff {
     }
 }
 
-/// How every watch of the operator starts: as a streaming list
-/// (`sendInitialEvents`, the WatchList feature, on by default since
-/// Kubernetes 1.32), served from the API server's watch cache one object at a
-/// time. A plain LIST from the cache ignores `limit` and returns every object
-/// in one body: at 50,000 agreements that body and its parse were the
-/// operator's peak memory. Served from the watch cache, the stream also
-/// starts at a version that cache can continue from, so after an API server
-/// restart the watch does not fail with 410 Gone over and over (as a quorum
-/// list's version could).
+/// Whether watches start as streaming lists; see [`watch_config`].
+static STREAMING_LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Chooses how every watch starts (`--streaming-lists`); once, at start.
+pub fn set_streaming_lists(on: bool) {
+    let _ = STREAMING_LISTS.set(on);
+}
+
+/// How every watch of the operator starts. By default as a streaming list
+/// (`sendInitialEvents`, the API server's WatchList feature), served from
+/// the watch cache one object at a time: a plain LIST from the cache ignores
+/// `limit` and returns every object in one body, which at 50,000 agreements
+/// was the operator's peak memory. Without streaming lists, from the watch
+/// cache (`resourceVersion=0`): after an API server restart a quorum list
+/// can return a resourceVersion older than the new watch cache's window, and
+/// the watch that follows then fails with 410 Gone over and over. Either way
+/// the watch continues from a version the watch cache can serve.
 pub fn watch_config() -> kube::runtime::watcher::Config {
-    kube::runtime::watcher::Config::default().streaming_lists()
+    let config = kube::runtime::watcher::Config::default();
+    if *STREAMING_LISTS.get().unwrap_or(&true) {
+        config.streaming_lists()
+    } else {
+        config.any_semantic()
+    }
 }
 
 /// Emits the Event for a change of an object's Ready condition.
