@@ -240,3 +240,68 @@ where
     });
     reader
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    fn product(name: &str) -> DataProduct {
+        serde_json::from_value(json!({
+            "apiVersion": "datamesh.dev/v1alpha1", "kind": "DataProduct",
+            "metadata": {"name": name, "namespace": "transport"},
+            "spec": {
+                "domain": "transport", "title": "t", "description": "d",
+                "owner": {"name": "o", "email": "o@city.example"},
+                "classification": "open", "format": "table", "updateFrequency": "daily",
+                "lifecycle": {"stage": "published"},
+                "outputPorts": [{"name": "db", "type": "api", "api": {"url": "https://x.example"}}],
+                "licence": "ogl"
+            }
+        }))
+        .unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    fn names(ps: &[Arc<DataProduct>]) -> Vec<String> {
+        let mut n: Vec<String> = ps.iter().map(|p| p.name_any()).collect();
+        n.sort();
+        n
+    }
+
+    #[tokio::test]
+    async fn a_consumer_gets_each_announced_change_in_order() {
+        let (reader, mut writer) = reflector::store::<DataProduct>();
+        let (tx, rx) = tokio::sync::broadcast::channel(8);
+        let stream = changes(rx, reader);
+        for n in ["a", "b", "c"] {
+            writer.apply_watcher_event(&Event::Apply(product(n)));
+            let _ = tx.send(Arc::new(product(n)));
+        }
+        drop(tx);
+        let got: Vec<Arc<DataProduct>> = stream.collect().await;
+        let order: Vec<String> = got.iter().map(|p| p.name_any()).collect();
+        assert_eq!(order, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_lags_gets_every_cached_product_again() {
+        let (reader, mut writer) = reflector::store::<DataProduct>();
+        // room for 2 changes; 5 are announced before the consumer reads
+        let (tx, rx) = tokio::sync::broadcast::channel(2);
+        let stream = changes(rx, reader);
+        for n in ["a", "b", "c", "d", "e"] {
+            writer.apply_watcher_event(&Event::Apply(product(n)));
+            let _ = tx.send(Arc::new(product(n)));
+        }
+        drop(tx);
+        let got: Vec<Arc<DataProduct>> = stream.collect().await;
+        assert_eq!(got.len(), 7, "{:?}", names(&got));
+        // the three lost changes ("a".."c") come back with the whole cache,
+        // followed by the two the channel still held
+        let first: Vec<Arc<DataProduct>> = got[..5].to_vec();
+        assert_eq!(names(&first), ["a", "b", "c", "d", "e"]);
+        let rest: Vec<String> = got[5..].iter().map(|p| p.name_any()).collect();
+        assert_eq!(rest, ["d", "e"]);
+    }
+}
