@@ -167,18 +167,17 @@ pub fn set_streaming_lists(on: bool) {
     let _ = STREAMING_LISTS.set(on);
 }
 
-/// How every watch of the operator starts. By default as a streaming list
-/// (`sendInitialEvents`, the API server's WatchList feature), served from
-/// the watch cache one object at a time: a plain LIST from the cache ignores
-/// `limit` and returns every object in one body, which at 50,000 agreements
-/// was the operator's peak memory. Without streaming lists, from the watch
-/// cache (`resourceVersion=0`): after an API server restart a quorum list
-/// can return a resourceVersion older than the new watch cache's window, and
-/// the watch that follows then fails with 410 Gone over and over. Either way
-/// the watch continues from a version the watch cache can serve.
+/// How every watch of the operator starts. By default with a LIST from the
+/// watch cache (`resourceVersion=0`): after an API server restart a quorum
+/// list can return a resourceVersion older than the new watch cache's
+/// window, and the watch that follows then fails with 410 Gone over and
+/// over. With `--streaming-lists`, as a streaming list (`sendInitialEvents`,
+/// the API server's WatchList feature), served from the watch cache one
+/// object at a time: such a LIST ignores `limit` and returns every object in
+/// one body, the operator's memory peak at start at 50,000 agreements.
 pub fn watch_config() -> kube::runtime::watcher::Config {
     let config = kube::runtime::watcher::Config::default();
-    if *STREAMING_LISTS.get().unwrap_or(&true) {
+    if *STREAMING_LISTS.get().unwrap_or(&false) {
         config.streaming_lists()
     } else {
         config.any_semantic()
