@@ -182,11 +182,28 @@ fn changes(
     .flat_map(futures::stream::iter)
 }
 
+/// Runs a reflector for `api` in the background and returns its store.
+fn cache<K>(api: Api<K>) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    cache_with(api, None)
+}
+
 /// Like [`cache`], and announces each object it applies or deletes on `tx`
 /// (the cached `Arc`, no copy) once the store holds the change, so a
 /// controller reconciling from the store sees it. Nobody listening (a
 /// standby replica) costs nothing.
 fn cache_announcing<K>(api: Api<K>, tx: tokio::sync::broadcast::Sender<Arc<K>>) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    cache_with(api, Some(tx))
+}
+
+fn cache_with<K>(api: Api<K>, tx: Option<tokio::sync::broadcast::Sender<Arc<K>>>) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
@@ -202,39 +219,16 @@ where
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {
-            match item {
-                Ok(obj) => {
+            match (item, &tx) {
+                (Ok(obj), Some(tx)) => {
                     let cached = store
                         .get(&reflector::ObjectRef::from_obj(&obj))
                         .unwrap_or_else(|| Arc::new(obj));
                     // Err only when nobody listens
                     let _ = tx.send(cached);
                 }
-                Err(e) => tracing::warn!(error = %e, "watch error; retrying"),
-            }
-        }
-    });
-    reader
-}
-
-/// Runs a reflector for `api` in the background and returns its store.
-fn cache<K>(api: Api<K>) -> Store<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, crate::controller::watch_config()).modify(crate::controller::strip),
-    )
-    .default_backoff()
-    .applied_objects();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            if let Err(e) = item {
-                tracing::warn!(error = %e, "watch error; retrying");
+                (Ok(_), None) => {}
+                (Err(e), _) => tracing::warn!(error = %e, "watch error; retrying"),
             }
         }
     });
