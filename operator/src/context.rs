@@ -56,7 +56,7 @@ pub struct Context {
     /// Grants and revocations where the data lives.
     pub enforcement: crate::enforcement::Enforcement,
     agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<DataSharingAgreement>>>,
-    products_changed: tokio::sync::broadcast::Sender<Arc<DataProduct>>,
+    products_changed: tokio::sync::broadcast::Sender<Change<DataProduct>>,
 }
 
 impl Context {
@@ -132,20 +132,20 @@ impl Context {
         let rx = self.products_changed.subscribe();
         let store = self.stores.products.clone();
         let now = store.state();
-        futures::stream::iter(now).chain(changes(rx, store))
+        futures::stream::iter(now).chain(changes(rx, store).map(|c| c.now))
     }
 
-    /// Like [`Self::product_changes`] without the products already cached:
-    /// for controllers that decide every object at start anyway.
+    /// Each change the products cache sees from now on, with the product as
+    /// it was before, for controllers that decide every object at start
+    /// anyway and only care about some changes (see [`Change::reaches_dependents`]).
     pub fn product_changes_from_now(
         &self,
-    ) -> impl futures::Stream<Item = Arc<DataProduct>> + Send + use<> {
+    ) -> impl futures::Stream<Item = Change<DataProduct>> + Send + use<> {
         changes(
             self.products_changed.subscribe(),
             self.stores.products.clone(),
         )
     }
-
     /// The writer of [`Stores::agreements`], for the agreement controller's
     /// watch; None once taken.
     pub fn take_agreements_writer(&self) -> Option<reflector::store::Writer<DataSharingAgreement>> {
@@ -160,20 +160,57 @@ impl Context {
 /// before it is handed every product again.
 pub const PRODUCT_CHANGES: usize = 4096;
 
-/// The products announced on `rx`; after a lag, every cached product.
+/// A change a watch cache announced: the object as the cache held it before
+/// and as it holds it now.
+#[derive(Clone, Debug)]
+pub struct Change<K> {
+    /// The cached version before the change; None when the object is new to
+    /// the cache, or unknown (a consumer that lagged is handed every object).
+    pub before: Option<Arc<K>>,
+    /// The cached version now; for a deletion, the last one.
+    pub now: Arc<K>,
+    /// Whether the object is gone from the cache.
+    pub deleted: bool,
+}
+
+impl<K: Resource> Change<K> {
+    /// Whether what other objects are decided from can differ: the object
+    /// appeared, went, was recreated under its name, got a new spec (its
+    /// generation) or started being deleted. A status, label or finalizer
+    /// change cannot, and at scale those are most changes: a start with
+    /// 10,000 products writes 10,000 product statuses, each of which would
+    /// otherwise send every dependent controller through its whole cache.
+    pub fn reaches_dependents(&self) -> bool {
+        let Some(before) = &self.before else {
+            return true;
+        };
+        let (b, n) = (before.meta(), self.now.meta());
+        self.deleted
+            || b.uid != n.uid
+            || b.generation != n.generation
+            || b.deletion_timestamp.is_some() != n.deletion_timestamp.is_some()
+    }
+}
+
+/// The changes announced on `rx`; after a lag, every cached product (as new).
 fn changes(
-    rx: tokio::sync::broadcast::Receiver<Arc<DataProduct>>,
+    rx: tokio::sync::broadcast::Receiver<Change<DataProduct>>,
     store: Store<DataProduct>,
-) -> impl futures::Stream<Item = Arc<DataProduct>> + Send {
+) -> impl futures::Stream<Item = Change<DataProduct>> + Send {
     use tokio::sync::broadcast::error::RecvError;
     futures::stream::unfold(rx, move |mut rx| {
         let store = store.clone();
         async move {
             match rx.recv().await {
-                Ok(p) => Some((vec![p], rx)),
+                Ok(c) => Some((vec![c], rx)),
                 Err(RecvError::Lagged(n)) => {
                     tracing::debug!(missed = n, "product changes lagged; every product again");
-                    Some((store.state(), rx))
+                    let all = store.state().into_iter().map(|now| Change {
+                        before: None,
+                        now,
+                        deleted: false,
+                    });
+                    Some((all.collect(), rx))
                 }
                 Err(RecvError::Closed) => None,
             }
@@ -191,11 +228,10 @@ where
     cache_with(api, None)
 }
 
-/// Like [`cache`], and announces each object it applies or deletes on `tx`
-/// (the cached `Arc`, no copy) once the store holds the change, so a
-/// controller reconciling from the store sees it. Nobody listening (a
-/// standby replica) costs nothing.
-fn cache_announcing<K>(api: Api<K>, tx: tokio::sync::broadcast::Sender<Arc<K>>) -> Store<K>
+/// Like [`cache`], and announces each change on `tx` once the store holds
+/// it (so a controller reconciling from the store sees it), with the cached
+/// `Arc`s, no copies. Nobody listening (a standby replica) costs nothing.
+fn cache_announcing<K>(api: Api<K>, tx: tokio::sync::broadcast::Sender<Change<K>>) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
@@ -203,36 +239,108 @@ where
     cache_with(api, Some(tx))
 }
 
-fn cache_with<K>(api: Api<K>, tx: Option<tokio::sync::broadcast::Sender<Arc<K>>>) -> Store<K>
+fn cache_with<K>(api: Api<K>, tx: Option<tokio::sync::broadcast::Sender<Change<K>>>) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
-    let (reader, writer) = reflector::store();
+    let (reader, mut writer) = reflector::store();
     let store = reader.clone();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, crate::controller::watch_config()).modify(crate::controller::strip),
-    )
-    .default_backoff()
-    .touched_objects();
+    let stream = watcher(api, crate::controller::watch_config())
+        .modify(crate::controller::strip)
+        .default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
+        let mut listed = false;
         while let Some(item) = stream.next().await {
-            match (item, &tx) {
-                (Ok(obj), Some(tx)) => {
-                    let cached = store
-                        .get(&reflector::ObjectRef::from_obj(&obj))
-                        .unwrap_or_else(|| Arc::new(obj));
-                    // Err only when nobody listens
-                    let _ = tx.send(cached);
+            let event = match item {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch error; retrying");
+                    continue;
                 }
-                (Ok(_), None) => {}
-                (Err(e), _) => tracing::warn!(error = %e, "watch error; retrying"),
+            };
+            let Some(tx) = &tx else {
+                writer.apply_watcher_event(&event);
+                continue;
+            };
+            for change in apply_and_diff(&mut writer, &store, event, &mut listed) {
+                // Err only when nobody listens
+                let _ = tx.send(change);
             }
         }
     });
     reader
+}
+
+/// Applies a watch event to the store and returns the changes it made.
+/// A relist (after a watch restart) reaches the store all at once when it
+/// is complete; only the objects it changed or removed are returned then,
+/// and nothing for the first list (nobody can have subscribed before it).
+fn apply_and_diff<K>(
+    writer: &mut reflector::store::Writer<K>,
+    store: &Store<K>,
+    event: watcher::Event<K>,
+    listed: &mut bool,
+) -> Vec<Change<K>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    use watcher::Event;
+    let at = |o: &K| reflector::ObjectRef::from_obj(o);
+    match &event {
+        Event::Apply(o) => {
+            let key = at(o);
+            let before = store.get(&key);
+            writer.apply_watcher_event(&event);
+            let now = store.get(&key).unwrap_or_else(|| Arc::new(o.clone()));
+            vec![Change {
+                before,
+                now,
+                deleted: false,
+            }]
+        }
+        Event::Delete(o) => {
+            let before = store.get(&at(o));
+            writer.apply_watcher_event(&event);
+            vec![Change {
+                before,
+                now: Arc::new(o.clone()),
+                deleted: true,
+            }]
+        }
+        Event::InitDone => {
+            let mut old: std::collections::HashMap<reflector::ObjectRef<K>, Arc<K>> =
+                store.state().into_iter().map(|o| (at(&o), o)).collect();
+            writer.apply_watcher_event(&event);
+            let first = !std::mem::replace(listed, true);
+            let mut changes = Vec::new();
+            for now in store.state() {
+                let before = old.remove(&at(&now));
+                let same = before
+                    .as_ref()
+                    .is_some_and(|b| b.meta().resource_version == now.meta().resource_version);
+                if !first && !same {
+                    changes.push(Change {
+                        before,
+                        now,
+                        deleted: false,
+                    });
+                }
+            }
+            changes.extend(old.into_values().map(|gone| Change {
+                before: Some(gone.clone()),
+                now: gone,
+                deleted: true,
+            }));
+            changes
+        }
+        _ => {
+            writer.apply_watcher_event(&event);
+            Vec::new()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -257,25 +365,51 @@ mod tests {
         .unwrap_or_else(|e| panic!("fixture: {e}"))
     }
 
+    /// `product(name)` at a resource version, generation and uid.
+    fn version(name: &str, rv: &str, generation: i64, uid: &str) -> DataProduct {
+        let mut p = product(name);
+        p.metadata.resource_version = Some(rv.into());
+        p.metadata.generation = Some(generation);
+        p.metadata.uid = Some(uid.into());
+        p
+    }
+
     fn names(ps: &[Arc<DataProduct>]) -> Vec<String> {
         let mut n: Vec<String> = ps.iter().map(|p| p.name_any()).collect();
         n.sort();
         n
     }
 
+    /// Applies `events` as the products cache does and returns what it announces.
+    fn announced(
+        writer: &mut reflector::store::Writer<DataProduct>,
+        store: &Store<DataProduct>,
+        listed: &mut bool,
+        events: Vec<Event<DataProduct>>,
+    ) -> Vec<Change<DataProduct>> {
+        events
+            .into_iter()
+            .flat_map(|e| apply_and_diff(writer, store, e, listed))
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_consumer_gets_each_announced_change_in_order() {
         let (reader, mut writer) = reflector::store::<DataProduct>();
         let (tx, rx) = tokio::sync::broadcast::channel(8);
-        let stream = changes(rx, reader);
+        let stream = changes(rx, reader.clone());
+        let mut listed = true;
         for n in ["a", "b", "c"] {
-            writer.apply_watcher_event(&Event::Apply(product(n)));
-            let _ = tx.send(Arc::new(product(n)));
+            let events = vec![Event::Apply(product(n))];
+            for c in announced(&mut writer, &reader, &mut listed, events) {
+                let _ = tx.send(c);
+            }
         }
         drop(tx);
-        let got: Vec<Arc<DataProduct>> = stream.collect().await;
-        let order: Vec<String> = got.iter().map(|p| p.name_any()).collect();
+        let got: Vec<Change<DataProduct>> = stream.collect().await;
+        let order: Vec<String> = got.iter().map(|c| c.now.name_any()).collect();
         assert_eq!(order, ["a", "b", "c"]);
+        assert!(got.iter().all(|c| c.before.is_none() && !c.deleted));
     }
 
     #[tokio::test]
@@ -283,13 +417,16 @@ mod tests {
         let (reader, mut writer) = reflector::store::<DataProduct>();
         // room for 2 changes; 5 are announced before the consumer reads
         let (tx, rx) = tokio::sync::broadcast::channel(2);
-        let stream = changes(rx, reader);
+        let stream = changes(rx, reader.clone());
+        let mut listed = true;
         for n in ["a", "b", "c", "d", "e"] {
-            writer.apply_watcher_event(&Event::Apply(product(n)));
-            let _ = tx.send(Arc::new(product(n)));
+            let events = vec![Event::Apply(product(n))];
+            for c in announced(&mut writer, &reader, &mut listed, events) {
+                let _ = tx.send(c);
+            }
         }
         drop(tx);
-        let got: Vec<Arc<DataProduct>> = stream.collect().await;
+        let got: Vec<Arc<DataProduct>> = stream.map(|c| c.now).collect().await;
         assert_eq!(got.len(), 7, "{:?}", names(&got));
         // the three lost changes ("a".."c") come back with the whole cache,
         // followed by the two the channel still held
@@ -297,5 +434,95 @@ mod tests {
         assert_eq!(names(&first), ["a", "b", "c", "d", "e"]);
         let rest: Vec<String> = got[5..].iter().map(|p| p.name_any()).collect();
         assert_eq!(rest, ["d", "e"]);
+    }
+
+    #[test]
+    fn only_new_specs_identities_and_deletions_reach_dependents() {
+        let (reader, mut writer) = reflector::store::<DataProduct>();
+        let mut listed = true;
+        let mut step = |e: Event<DataProduct>| {
+            let mut c = announced(&mut writer, &reader, &mut listed, vec![e]);
+            assert_eq!(c.len(), 1);
+            c.remove(0)
+        };
+        let created = step(Event::Apply(version("a", "1", 1, "u1")));
+        assert!(created.reaches_dependents(), "a new product");
+        let status = step(Event::Apply(version("a", "2", 1, "u1")));
+        assert_eq!(
+            status.before.as_ref().map(|b| b.resource_version()),
+            Some(Some("1".into()))
+        );
+        assert!(!status.reaches_dependents(), "its own status write");
+        assert!(
+            step(Event::Apply(version("a", "3", 2, "u1"))).reaches_dependents(),
+            "a new spec"
+        );
+        let mut deleting = version("a", "4", 2, "u1");
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert!(
+            step(Event::Apply(deleting.clone())).reaches_dependents(),
+            "deletion started"
+        );
+        let gone = step(Event::Delete(deleting));
+        assert!(gone.deleted && gone.reaches_dependents(), "removed");
+        assert!(
+            step(Event::Apply(version("a", "6", 1, "u2"))).reaches_dependents(),
+            "recreated"
+        );
+        assert!(
+            step(Event::Apply(version("a", "7", 1, "u3"))).reaches_dependents(),
+            "recreated, same generation"
+        );
+    }
+
+    #[test]
+    fn a_relist_announces_only_what_it_changed_and_the_first_list_nothing() {
+        let (reader, mut writer) = reflector::store::<DataProduct>();
+        let mut listed = false;
+        let first = announced(
+            &mut writer,
+            &reader,
+            &mut listed,
+            vec![
+                Event::Init,
+                Event::InitApply(version("a", "1", 1, "ua")),
+                Event::InitApply(version("b", "1", 1, "ub")),
+                Event::InitApply(version("c", "1", 1, "uc")),
+                Event::InitDone,
+            ],
+        );
+        assert!(first.is_empty(), "{first:?}");
+        assert_eq!(names(&reader.state()), ["a", "b", "c"]);
+        // the watch restarts: "a" unchanged, "b" changed, "c" gone, "d" new
+        let relist = announced(
+            &mut writer,
+            &reader,
+            &mut listed,
+            vec![
+                Event::Init,
+                Event::InitApply(version("a", "1", 1, "ua")),
+                Event::InitApply(version("b", "5", 2, "ub")),
+                Event::InitApply(version("d", "6", 1, "ud")),
+                Event::InitDone,
+            ],
+        );
+        let mut got: Vec<(String, bool, bool)> = relist
+            .iter()
+            .map(|c| (c.now.name_any(), c.before.is_some(), c.deleted))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("b".to_string(), true, false),
+                ("c".to_string(), true, true),
+                ("d".to_string(), false, false),
+            ]
+        );
+        assert!(relist.iter().all(Change::reaches_dependents));
+        // the store held the relist before it was announced
+        assert_eq!(names(&reader.state()), ["a", "b", "d"]);
     }
 }

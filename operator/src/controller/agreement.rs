@@ -14,6 +14,7 @@ use datamesh_crds::{
     AgreementApproval, DataProduct, DataSharingAgreement, Domain, Licence, ObjectRef as Ref,
 };
 use datamesh_policies::DecisionInput;
+use futures::StreamExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -51,9 +52,12 @@ pub async fn run(ctx: Arc<Context>) {
     // Every change of the policy set in force decides every agreement again.
     let versions = tokio_stream_of(ctx.policy.subscribe());
     let stream = controller
-        // every agreement is decided at start: only later changes matter
+        // every agreement is decided at start: only later changes matter,
+        // and of those only the ones a decision reads
         .watches_shared_stream(
-            ctx.product_changes_from_now(),
+            ctx.product_changes_from_now()
+                .filter(|c| std::future::ready(c.reaches_dependents()))
+                .map(|c| c.now),
             move |p: Arc<DataProduct>| {
                 let (ns, name) = (p.namespace().unwrap_or_default(), p.name_any());
                 on(&s1, |a| {

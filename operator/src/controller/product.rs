@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::{Result, checks, status};
 use datamesh_crds::condition::{self, READY};
 use datamesh_crds::{DataProduct, DataProductStatus, Domain, Licence};
+use futures::StreamExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -34,8 +35,11 @@ pub async fn run(ctx: Arc<Context>) {
             crate::controller::watch_config(),
             move |l| dependents(&by_licence, |p| p.spec.licence == l.name_any()),
         )
+        // an input appearing or going; its status writes change nothing here
         .watches_shared_stream(
-            ctx.product_changes_from_now(),
+            ctx.product_changes_from_now()
+                .filter(|c| std::future::ready(c.reaches_dependents()))
+                .map(|c| c.now),
             move |input: Arc<DataProduct>| {
                 let (ns, name) = (input.namespace().unwrap_or_default(), input.name_any());
                 dependents(&by_input, |p| {

@@ -181,38 +181,85 @@ async fn operator_sized_floor(
     licence: &str,
     concurrency: usize,
 ) -> Result<f64> {
+    let items = names.iter().map(|(ns, name)| {
+        let role = format!("dm_{:032x}", fxhash(&format!("{ns}/{name}")));
+        let status = json!({
+            "phase": "Pending", "observedGeneration": 1,
+            "activeFrom": "2026-11-26T07:12:01.294444558Z", "activeUntil": "2027-06-30T00:00:00Z",
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "Pending", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-11-26T07:12:01Z",
+                 "message": "granted route, on_time_pct until 2027-06-30T00:00:00Z"},
+                {"type": "Granted", "status": "False", "reason": "Pending", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-11-26T07:12:01Z",
+                 "message": format!("role {role} may SELECT (route, on_time_pct) on public.bus_punctuality at 127.0.0.1:55471/datamesh; credentials in Secret {name}-credentials")}
+            ],
+            "credentialsSecret": format!("{name}-credentials"),
+            "decision": {"outcome": "Allow", "policySetVersion": "sha256:6e8b00fe0feb3ef1", "reasons": [
+                {"id": "open-read", "kind": "policy", "message": "open products are readable by any registered domain"},
+                {"id": "owner-uses-own", "kind": "policy", "message": "a domain may always use its own products"}
+            ]},
+            "grantedFields": ["route", "on_time_pct"],
+            "licence": {"name": licence, "version": "3.0",
+                "attribution": "Contains public sector information licensed under the Open Government Licence v3.0."}
+        });
+        (Api::namespaced(client.clone(), ns), name.clone(), status)
+    });
+    apply_statuses::<DataSharingAgreement>(items, concurrency).await
+}
+
+/// Seconds the API server takes to accept, by server-side apply, the status
+/// the operator writes for a product (its Ready condition, of the same size,
+/// still False so the operator writes each one again) on every product.
+async fn product_floor(
+    client: &Client,
+    names: &[(String, String)],
+    concurrency: usize,
+) -> Result<f64> {
+    let items = names.iter().map(|(ns, name)| {
+        let status = json!({
+            "observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Pending", "observedGeneration": 1,
+                "lastTransitionTime": "2026-11-26T07:12:01Z",
+                "message": format!("published by Domain {ns} under Licence {ns}-ogl")}]
+        });
+        (Api::namespaced(client.clone(), ns), name.clone(), status)
+    });
+    apply_statuses::<DataProduct>(items, concurrency).await
+}
+
+/// The same for domains (Ready False, without the namespaces the operator adds).
+async fn domain_floor(client: &Client, names: &[String], concurrency: usize) -> Result<f64> {
+    let items = names.iter().map(|name| {
+        let status = json!({
+            "observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Pending", "observedGeneration": 1,
+                "lastTransitionTime": "2026-11-26T07:12:01Z", "message": "owns 1 namespace(s)"}]
+        });
+        (Api::all(client.clone()), name.clone(), status)
+    });
+    apply_statuses::<Domain>(items, concurrency).await
+}
+
+/// Seconds the API server takes to accept `status` by server-side apply on
+/// each named object of kind `K`, `concurrency` in flight.
+async fn apply_statuses<K>(
+    items: impl Iterator<Item = (Api<K>, String, serde_json::Value)>,
+    concurrency: usize,
+) -> Result<f64>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let params = PatchParams::apply("scale-floor").force();
     let t = Instant::now();
-    futures::stream::iter(names)
-        .map(|(ns, name)| {
-            let api = Api::<DataSharingAgreement>::namespaced(client.clone(), ns);
-            let role = format!("dm_{:032x}", fxhash(&format!("{ns}/{name}")));
-            let status = json!({
-                "apiVersion": "datamesh.dev/v1alpha1", "kind": "DataSharingAgreement",
-                "status": {
-                    "phase": "Pending", "observedGeneration": 1,
-                    "activeFrom": "2026-11-26T07:12:01.294444558Z", "activeUntil": "2027-06-30T00:00:00Z",
-                    "conditions": [
-                        {"type": "Ready", "status": "False", "reason": "Pending", "observedGeneration": 1,
-                         "lastTransitionTime": "2026-11-26T07:12:01Z",
-                         "message": "granted route, on_time_pct until 2027-06-30T00:00:00Z"},
-                        {"type": "Granted", "status": "False", "reason": "Pending", "observedGeneration": 1,
-                         "lastTransitionTime": "2026-11-26T07:12:01Z",
-                         "message": format!("role {role} may SELECT (route, on_time_pct) on public.bus_punctuality at 127.0.0.1:55471/datamesh; credentials in Secret {name}-credentials")}
-                    ],
-                    "credentialsSecret": format!("{name}-credentials"),
-                    "decision": {"outcome": "Allow", "policySetVersion": "sha256:6e8b00fe0feb3ef1", "reasons": [
-                        {"id": "open-read", "kind": "policy", "message": "open products are readable by any registered domain"},
-                        {"id": "owner-uses-own", "kind": "policy", "message": "a domain may always use its own products"}
-                    ]},
-                    "grantedFields": ["route", "on_time_pct"],
-                    "licence": {"name": licence, "version": "3.0",
-                        "attribution": "Contains public sector information licensed under the Open Government Licence v3.0."}
-                }
+    futures::stream::iter(items)
+        .map(|(api, name, status)| {
+            let body = json!({
+                "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status
             });
             let params = params.clone();
             async move {
-                api.patch_status(name, &params, &Patch::Apply(&status))
+                api.patch_status(&name, &params, &Patch::Apply(&body))
                     .await
                     .map(|_| ())
             }
@@ -461,10 +508,22 @@ async fn main() -> Result<()> {
     // the status the operator writes for an Active agreement (its fields,
     // conditions and sizes), still saying Pending so the operator decides
     // and grants every agreement afterwards.
-    let floor = operator_sized_floor(&client, &names, &lic, args.concurrency).await?;
+    let floor_agreements = operator_sized_floor(&client, &names, &lic, args.concurrency).await?;
     println!(
-        "floor (server-side apply, the operator's Active status): {a} status writes in {floor:.1}s ({:.0}/s)",
-        a as f64 / floor
+        "floor (server-side apply, the operator's Active status): {a} agreement status writes in {floor_agreements:.1}s ({:.0}/s)",
+        a as f64 / floor_agreements
+    );
+    // The operator must also write every product's and every domain's
+    // status: the floor is the minimum number of status writes (one per
+    // object), each of the shape the operator writes for its kind.
+    let products: Vec<(String, String)> = (0..p).map(|j| (dom(j % d), format!("p{j}"))).collect();
+    let floor_products = product_floor(&client, &products, args.concurrency).await?;
+    let domains: Vec<String> = (0..d).map(dom).collect();
+    let floor_domains = domain_floor(&client, &domains, args.concurrency).await?;
+    let floor = floor_agreements + floor_products + floor_domains;
+    println!(
+        "floor (server-side apply, the operator's statuses, one per object): {} status writes in {floor:.1}s ({a} agreements {floor_agreements:.1}s + {p} products {floor_products:.1}s + {d} domains {floor_domains:.1}s)",
+        a + p + d
     );
 
     // The operator from start to every agreement in its final phase.
@@ -509,8 +568,10 @@ async fn main() -> Result<()> {
     let p99 = histogram_quantile(&text, "datamesh_decision_duration_seconds", 0.99).unwrap_or(0.0);
     let (rss_kib, cpu) = op.usage();
     println!(
-        "converged: {converge:.1}s ({:.2}x the floor {floor:.1}s of the operator's status by apply; {:.2}x the one-condition apply floor {floor_small:.1}s, {:.2}x its merge-patch floor {floor_merge:.1}s)",
+        "converged: {converge:.1}s ({:.2}x the floor {floor:.1}s of the operator's {} statuses by apply; {:.2}x its {a} agreement statuses alone {floor_agreements:.1}s; {:.2}x the one-condition apply floor {floor_small:.1}s, {:.2}x its merge-patch floor {floor_merge:.1}s)",
         converge / floor,
+        a + p + d,
+        converge / floor_agreements,
         converge / floor_small,
         converge / floor_merge
     );
@@ -599,21 +660,11 @@ async fn main() -> Result<()> {
     );
     drop(op);
 
-    // Clean up.
-    let gps = Api::<GovernancePolicy>::all(client.clone());
-    let _ = gps
-        .patch(
-            &gp,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
-        )
-        .await;
-    let _ = gps.delete(&gp, &Default::default()).await;
-    for i in 0..d {
-        delete_namespace(&client, &dom(i)).await;
-        let _ = Api::<Domain>::all(client.clone())
-            .delete(&dom(i), &Default::default())
-            .await;
-    }
+    // Left in place: deleting them needs an operator to revoke every grant
+    // first (their finalizers), which would be the next run's work. Throw
+    // the cluster away instead.
+    println!(
+        "objects of {run} left in place; start the next run on a fresh cluster (scripts/cluster.sh down --purge)"
+    );
     Ok(())
 }
