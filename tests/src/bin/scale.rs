@@ -116,6 +116,57 @@ impl Running {
     }
 }
 
+/// CPU seconds (user + system) used so far by each local server process
+/// the run shares the machine with, and the operator, by process name.
+fn cpu_by_process() -> std::collections::BTreeMap<String, f64> {
+    let mut by = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return by;
+    };
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        let comm = comm.trim();
+        let name = match comm {
+            "kube-apiserver" | "etcd" | "postgres" => comm,
+            c if c.starts_with("kube-controller") => "kube-controller-manager",
+            c if c.starts_with("datamesh-operat") => "operator",
+            _ => continue,
+        };
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = [11usize, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+            .sum();
+        *by.entry(name.to_string()).or_insert(0.0) += ticks / 100.0;
+    }
+    by
+}
+
+/// Prints each process's share of the CPU between two [`cpu_by_process`] readings.
+fn print_cpu(what: &str, seconds: f64, before: &std::collections::BTreeMap<String, f64>) {
+    let after = cpu_by_process();
+    let parts: Vec<String> = after
+        .iter()
+        .map(|(name, t)| {
+            let used = t - before.get(name).copied().unwrap_or(0.0);
+            format!("{name} {used:.1}s ({:.0}%)", 100.0 * used / seconds)
+        })
+        .collect();
+    println!(
+        "cpu during {what} ({seconds:.1}s; 100% = one core): {}",
+        parts.join(", ")
+    );
+}
+
 async fn create_all(
     client: &Client,
     items: Vec<(Option<String>, serde_json::Value)>,
@@ -508,7 +559,9 @@ async fn main() -> Result<()> {
     // the status the operator writes for an Active agreement (its fields,
     // conditions and sizes), still saying Pending so the operator decides
     // and grants every agreement afterwards.
+    let cpu = cpu_by_process();
     let floor_agreements = operator_sized_floor(&client, &names, &lic, args.concurrency).await?;
+    print_cpu("the agreements floor", floor_agreements, &cpu);
     println!(
         "floor (server-side apply, the operator's Active status): {a} agreement status writes in {floor_agreements:.1}s ({:.0}/s)",
         a as f64 / floor_agreements
@@ -528,6 +581,7 @@ async fn main() -> Result<()> {
 
     // The operator from start to every agreement in its final phase.
     let lease = format!("{run}-lease");
+    let cpu = cpu_by_process();
     let t = Instant::now();
     let op = Running::start(&args.operator, &lease).await?;
     let all = Api::<DataSharingAgreement>::all(client.clone());
@@ -553,6 +607,7 @@ async fn main() -> Result<()> {
         }
     }
     let converge = t.elapsed().as_secs_f64();
+    print_cpu("convergence", converge, &cpu);
     let writes = op.metric("datamesh_api_writes_total", "").await;
     let status_writes = op
         .metric("datamesh_api_writes_total", "what=\"status\"")
