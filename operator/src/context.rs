@@ -33,6 +33,8 @@ pub struct Stores {
     /// only, filled by the agreement controller's own watch (see
     /// [`Context::take_agreements_writer`]): ready once this replica leads.
     pub agreements: Store<DataSharingAgreement>,
+    /// Which cached agreements name which product, kept by the same watch.
+    pub by_product: Arc<crate::by_product::ByProduct>,
     /// Every AgreementApproval.
     pub approvals: Store<AgreementApproval>,
     /// Every GovernancePolicy.
@@ -72,6 +74,7 @@ impl Context {
         let (products_changed, _) = tokio::sync::broadcast::channel(PRODUCT_CHANGES);
         let stores = Stores {
             agreements,
+            by_product: Arc::default(),
             domains: cache(Api::<Domain>::all(client.clone())),
             licences: cache(Api::<Licence>::all(client.clone())),
             products: cache_announcing(

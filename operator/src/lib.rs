@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod by_product;
 pub mod checks;
 pub mod context;
 pub mod controller;

@@ -14,7 +14,7 @@ use datamesh_crds::{
     AgreementApproval, DataProduct, DataSharingAgreement, Domain, Licence, ObjectRef as Ref,
 };
 use datamesh_policies::DecisionInput;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -36,19 +36,17 @@ pub async fn run(ctx: Arc<Context>) {
     };
     let agreements = ctx.stores.agreements.clone();
     let api = Api::<DataSharingAgreement>::all(ctx.client.clone());
+    let (index, cached) = (ctx.stores.by_product.clone(), agreements.clone());
     let stream = kube::runtime::watcher(api, crate::controller::watch_config())
         .modify(crate::controller::strip)
         .default_backoff()
+        .inspect_ok(move |event| index.apply(event, &cached))
         .reflect(writer)
         .applied_objects();
     let controller = Controller::for_stream(stream, agreements.clone());
-    let (s1, s2, s3, s4) = (
-        agreements.clone(),
-        agreements.clone(),
-        agreements.clone(),
-        agreements.clone(),
-    );
+    let (s2, s3, s4) = (agreements.clone(), agreements.clone(), agreements.clone());
     let products = ctx.stores.products.clone();
+    let by_product = ctx.stores.by_product.clone();
     // Every change of the policy set in force decides every agreement again.
     let versions = tokio_stream_of(ctx.policy.subscribe());
     let stream = controller
@@ -59,10 +57,7 @@ pub async fn run(ctx: Arc<Context>) {
                 .filter(|c| std::future::ready(c.reaches_dependents()))
                 .map(|c| c.now),
             move |p: Arc<DataProduct>| {
-                let (ns, name) = (p.namespace().unwrap_or_default(), p.name_any());
-                on(&s1, |a| {
-                    a.spec.product.namespace == ns && a.spec.product.name == name
-                })
+                by_product.agreements(&p.namespace().unwrap_or_default(), &p.name_any())
             },
         )
         .watches(

@@ -106,10 +106,9 @@ async fn cleanup(product: &DataProduct, ctx: &Context) -> Result<Action> {
     }
     let live = ctx
         .stores
-        .agreements
-        .state()
+        .by_product
+        .cached(&ctx.stores.agreements, &ns, &name)
         .iter()
-        .filter(|a| a.spec.product.namespace == ns && a.spec.product.name == name)
         .filter(|a| {
             a.status.as_ref().and_then(|s| s.phase) == Some(datamesh_crds::AgreementPhase::Active)
         })

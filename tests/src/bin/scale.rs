@@ -47,6 +47,10 @@ struct Args {
     /// Requests in flight when creating objects and measuring the floor.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// At the end, delete every product at once and time until the last is
+    /// gone (each waits until its Active agreements are revoked).
+    #[arg(long)]
+    retire: bool,
     /// The operator binary to measure.
     #[arg(long, default_value = "target/release/datamesh-operator")]
     operator: PathBuf,
@@ -713,6 +717,39 @@ async fn main() -> Result<()> {
         "operator (second run): peak RSS {:.0} MiB",
         rss_kib as f64 / 1024.0
     );
+
+    // Retiring every product at once: each waits (its finalizer) until the
+    // agreement controller has revoked every Active agreement on it.
+    if args.retire {
+        let active = phases(&all).await?.get("Active").copied().unwrap_or(0);
+        let cpu = cpu_by_process();
+        let t = Instant::now();
+        for i in 0..d {
+            Api::<DataProduct>::namespaced(client.clone(), &dom(i))
+                .delete_collection(&Default::default(), &ListParams::default())
+                .await?;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (left, _) = with_finalizer(
+                &Api::<DataProduct>::all(client.clone()),
+                &prefix,
+                product::FINALIZER,
+            )
+            .await?;
+            if left == 0 {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(1800) {
+                bail!("{left} products still there after 30 minutes");
+            }
+        }
+        let took = t.elapsed().as_secs_f64();
+        println!(
+            "retiring all {p} products ({active} Active agreements revoked first): every product gone after {took:.1}s"
+        );
+        print_cpu("the retirement", took, &cpu);
+    }
     drop(op);
 
     // Left in place: deleting them needs an operator to revoke every grant
