@@ -82,6 +82,41 @@ pub fn quote_literal(value: &str) -> String {
     format!("E'{body}'")
 }
 
+/// PBKDF2 iterations of a role's SCRAM verifier: PostgreSQL's own default and
+/// the minimum RFC 7677 asks for.
+pub const SCRAM_ITERATIONS: u32 = 4096;
+
+/// The SCRAM-SHA-256 verifier PostgreSQL stores for `password`
+/// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, RFC 5802 and
+/// 7677), derived here so that the password itself never reaches the server:
+/// not in a statement PostgreSQL logs when it fails, nor in
+/// `pg_stat_activity`. The server would first apply SASLprep, which leaves
+/// the ASCII letters and digits of the passwords the operator makes as they are.
+pub fn scram_verifier(password: &str, salt: &[u8; 16], iterations: u32) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut salted);
+    let hmac = |message: &[u8]| {
+        // HMAC takes a key of any length: this cannot fail
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&salted)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+        mac.update(message);
+        mac.finalize().into_bytes()
+    };
+    let client_key = hmac(b"Client Key");
+    let stored_key = Sha256::digest(client_key);
+    let server_key = hmac(b"Server Key");
+    format!(
+        "SCRAM-SHA-256${iterations}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored_key),
+        b64.encode(server_key)
+    )
+}
+
 /// Where a port's data lives, from its admin connection URL. Holds the admin
 /// password: never log, print or store it outside the provider's namespace.
 #[derive(Clone)]
@@ -259,7 +294,11 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
         // INHERIT: the role uses its group's privileges without SET ROLE
         format!(
             "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION PASSWORD {}{until}",
-            quote_literal(g.password)
+            quote_literal(&scram_verifier(
+                g.password,
+                &rand::random(),
+                SCRAM_ITERATIONS
+            ))
         ),
         format!(
             "COMMENT ON ROLE {role} IS {}",
@@ -531,6 +570,22 @@ pub fn consumer_url(admin: &Admin, role: &str, password: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scram_verifier_is_the_one_postgresql_derives() {
+        // PostgreSQL 15's own verifier for this password (`CREATE ROLE ...
+        // PASSWORD 'pencil1234ABCDwxyz'`, then pg_authid.rolpassword); the same
+        // salt must give the same keys
+        let theirs = "SCRAM-SHA-256$4096:6uqDq9eEJ/qfPKvwi6XxLA==$9hz04fCzIDtXJEF7w/aYFXHtSK4n9ezqlT5HGKcIItY=:yU3u0wY69HvD9HLrLVD5/3a1Iwak1YMFEt2bvLpXxxs=";
+        use base64::Engine;
+        let salt: [u8; 16] = base64::engine::general_purpose::STANDARD
+            .decode("6uqDq9eEJ/qfPKvwi6XxLA==")
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or_else(|| panic!("the salt is 16 bytes"));
+        assert_eq!(scram_verifier("pencil1234ABCDwxyz", &salt, 4096), theirs);
+        assert_ne!(scram_verifier("pencil1234ABCDwxyZ", &salt, 4096), theirs);
+    }
 
     #[test]
     fn hostile_identifier_stays_one_identifier() {
