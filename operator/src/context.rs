@@ -57,6 +57,8 @@ pub struct Context {
     pub audit: Arc<crate::audit::AuditStore>,
     /// Grants and revocations where the data lives.
     pub enforcement: crate::enforcement::Enforcement,
+    /// Agreement status writes the agreements cache does not show yet.
+    pub own_writes: crate::own_writes::OwnWrites,
     agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<DataSharingAgreement>>>,
     products_changed: tokio::sync::broadcast::Sender<Change<DataProduct>>,
 }
@@ -122,6 +124,7 @@ impl Context {
             policy,
             audit,
             enforcement,
+            own_writes: Default::default(),
             agreements_writer: std::sync::Mutex::new(Some(agreements_writer)),
             products_changed,
         }))

@@ -17,6 +17,7 @@ pub mod event;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod own_writes;
 pub mod policy_store;
 pub mod status;
 pub mod telemetry;

@@ -40,20 +40,21 @@ where
 /// `resource_version`: a decision made on a stale copy from the watch cache
 /// (which can lag behind our own last write) is refused by the API server
 /// with a conflict instead of repeating a transition. The caller retries on
-/// a fresh copy.
+/// a fresh copy. Returns the object's new resourceVersion when a write was
+/// made (see [`crate::own_writes`]).
 pub async fn apply_if_unchanged_since<K, S>(
     api: &Api<K>,
     name: &str,
     resource_version: Option<&str>,
     current: Option<&S>,
     status: &S,
-) -> Result<bool>
+) -> Result<Option<String>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize + PartialEq,
 {
     if current == Some(status) {
-        return Ok(false);
+        return Ok(None);
     }
     let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
@@ -63,13 +64,16 @@ where
     if let Some(rv) = resource_version {
         patch["metadata"] = serde_json::json!({ "resourceVersion": rv });
     }
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(true)
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(Some(
+        written.meta().resource_version.clone().unwrap_or_default(),
+    ))
 }
 
 /// Whether an error is the API server refusing a write made on a stale copy.

@@ -295,6 +295,13 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = dsa.name_any();
+    let decided_on = dsa.metadata.resource_version.clone().unwrap_or_default();
+    if ctx.own_writes.is_stale(&ns, &name, &decided_on) {
+        // acting again on this copy could repeat a grant (a new password)
+        return Err(Error::Waiting(format!(
+            "the cache to show the last status written for {ns}/{name}"
+        )));
+    }
     let now = jiff::Timestamp::now();
     let current = dsa.status.as_ref();
     let phase = current
@@ -380,7 +387,7 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
             Err(e) => {
                 let held = enforcement::grant_failed(current, dsa.metadata.generation, &e, now);
                 tracing::warn!(reason = e.reason(), error = %e, "grant failed; agreement stays {}", phase.as_str());
-                if status::apply_if_unchanged_since(
+                if let Some(written) = status::apply_if_unchanged_since(
                     &api,
                     &name,
                     dsa.metadata.resource_version.as_deref(),
@@ -389,6 +396,7 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
                 )
                 .await?
                 {
+                    ctx.own_writes.wrote(&ns, &name, &decided_on, &written);
                     ctx.metrics.wrote("DataSharingAgreement", "status");
                     publish(ctx, dsa, true, e.reason(), &format!("not granted: {e}")).await;
                 }
@@ -408,15 +416,17 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
             now,
         );
     }
-    if status::apply_if_unchanged_since::<DataSharingAgreement, DataSharingAgreementStatus>(
-        &api,
-        &name,
-        dsa.metadata.resource_version.as_deref(),
-        current,
-        &transition.status,
-    )
-    .await?
+    if let Some(written) =
+        status::apply_if_unchanged_since::<DataSharingAgreement, DataSharingAgreementStatus>(
+            &api,
+            &name,
+            dsa.metadata.resource_version.as_deref(),
+            current,
+            &transition.status,
+        )
+        .await?
     {
+        ctx.own_writes.wrote(&ns, &name, &decided_on, &written);
         ctx.metrics.wrote("DataSharingAgreement", "status");
         if let Some(note) = &transition.note {
             tracing::info!(phase = ?transition.status.phase, reason = note.reason, "{}", note.message);
@@ -433,6 +443,8 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
 }
 
 async fn cleanup(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
+    ctx.own_writes
+        .forget(&dsa.namespace().unwrap_or_default(), &dsa.name_any());
     let phase = dsa.status.as_ref().and_then(|s| s.phase);
     if phase == Some(AgreementPhase::Active) {
         // AUDIT: the revocation is on record before access goes.
