@@ -105,19 +105,24 @@ impl Running {
             .find(|l| l.starts_with("VmHWM:"))
             .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
             .unwrap_or(0);
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = [11usize, 12]
-            .iter()
-            .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
-            .sum();
-        (hwm, ticks / 100.0)
+        (hwm, cpu_seconds(&format!("/proc/{pid}")))
     }
+}
+
+/// CPU seconds (user + system) the process at `/proc/<pid>` (`proc_dir`) used so far.
+fn cpu_seconds(proc_dir: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = [11usize, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
 }
 
 /// CPU seconds (user + system) used so far by each local server process
@@ -139,18 +144,7 @@ fn cpu_by_process() -> std::collections::BTreeMap<String, f64> {
             c if c.starts_with("datamesh-operat") => "operator",
             _ => continue,
         };
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = [11usize, 12]
-            .iter()
-            .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
-            .sum();
-        *by.entry(name.to_string()).or_insert(0.0) += ticks / 100.0;
+        *by.entry(name.to_string()).or_insert(0.0) += cpu_seconds(&path.to_string_lossy());
     }
     by
 }
