@@ -6,7 +6,7 @@
 //! and 50,000 agreements, deleting a namespace full of products polled the
 //! whole cache for each of them twice a second.
 
-use datamesh_crds::DataSharingAgreement;
+use crate::cached_agreement::CachedAgreement;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
@@ -30,15 +30,12 @@ struct Inner {
     relist: Option<HashMap<Key, HashSet<Key>>>,
 }
 
-fn key_of(a: &DataSharingAgreement) -> Key {
+fn key_of(a: &CachedAgreement) -> Key {
     (a.namespace().unwrap_or_default(), a.name_any())
 }
 
-fn product_of(a: &DataSharingAgreement) -> Key {
-    (
-        a.spec.product.namespace.clone(),
-        a.spec.product.name.clone(),
-    )
+fn product_of(a: &CachedAgreement) -> Key {
+    (a.product.namespace.clone(), a.product.name.clone())
 }
 
 impl Inner {
@@ -60,7 +57,7 @@ impl ByProduct {
     /// Applies one watch event. Call it before the cache applies the same
     /// event: `cache` still holds the version the event replaces, whose
     /// product is forgotten if the agreement now names another.
-    pub fn apply(&self, event: &Event<DataSharingAgreement>, cache: &Store<DataSharingAgreement>) {
+    pub fn apply(&self, event: &Event<CachedAgreement>, cache: &Store<CachedAgreement>) {
         let mut inner = self
             .inner
             .write()
@@ -99,7 +96,7 @@ impl ByProduct {
     }
 
     /// The agreements that name the product `namespace/name`.
-    pub fn agreements(&self, namespace: &str, name: &str) -> Vec<ObjectRef<DataSharingAgreement>> {
+    pub fn agreements(&self, namespace: &str, name: &str) -> Vec<ObjectRef<CachedAgreement>> {
         let inner = self
             .inner
             .read()
@@ -116,14 +113,14 @@ impl ByProduct {
     /// The cached agreements that name the product `namespace/name`.
     pub fn cached(
         &self,
-        cache: &Store<DataSharingAgreement>,
+        cache: &Store<CachedAgreement>,
         namespace: &str,
         name: &str,
-    ) -> Vec<Arc<DataSharingAgreement>> {
+    ) -> Vec<Arc<CachedAgreement>> {
         self.agreements(namespace, name)
             .iter()
             .filter_map(|r| cache.get(r))
-            .filter(|a| a.spec.product.namespace == namespace && a.spec.product.name == name)
+            .filter(|a| a.product.namespace == namespace && a.product.name == name)
             .collect()
     }
 }
@@ -134,7 +131,7 @@ mod tests {
     use kube::runtime::reflector;
     use serde_json::json;
 
-    fn agreement(name: &str, product: &str) -> DataSharingAgreement {
+    fn agreement(name: &str, product: &str) -> CachedAgreement {
         serde_json::from_value(json!({
             "apiVersion": "datamesh.dev/v1alpha1", "kind": "DataSharingAgreement",
             "metadata": {"name": name, "namespace": "planning"},
@@ -152,9 +149,9 @@ mod tests {
     /// Applies `events` to the index and then to the cache, as the watch does.
     fn feed(
         index: &ByProduct,
-        writer: &mut reflector::store::Writer<DataSharingAgreement>,
-        cache: &Store<DataSharingAgreement>,
-        events: Vec<Event<DataSharingAgreement>>,
+        writer: &mut reflector::store::Writer<CachedAgreement>,
+        cache: &Store<CachedAgreement>,
+        events: Vec<Event<CachedAgreement>>,
     ) {
         for e in events {
             index.apply(&e, cache);

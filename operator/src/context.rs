@@ -1,11 +1,10 @@
 //! What every reconciler shares: the client, the watch caches of the kinds it
 //! looks things up in, the Event recorder and the metrics.
 
+use crate::cached_agreement::CachedAgreement;
 use crate::metrics::Metrics;
 use crate::policy_store::PolicyStore;
-use datamesh_crds::{
-    AgreementApproval, DataProduct, DataSharingAgreement, Domain, GovernancePolicy, Licence,
-};
+use datamesh_crds::{AgreementApproval, DataProduct, Domain, GovernancePolicy, Licence};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::events::Reporter;
@@ -32,7 +31,7 @@ pub struct Stores {
     /// Every DataSharingAgreement. The most numerous kind has one cache
     /// only, filled by the agreement controller's own watch (see
     /// [`Context::take_agreements_writer`]): ready once this replica leads.
-    pub agreements: Store<DataSharingAgreement>,
+    pub agreements: Store<CachedAgreement>,
     /// Which cached agreements name which product, kept by the same watch.
     pub by_product: Arc<crate::by_product::ByProduct>,
     /// Every AgreementApproval.
@@ -59,7 +58,7 @@ pub struct Context {
     pub enforcement: crate::enforcement::Enforcement,
     /// Agreement status writes the agreements cache does not show yet.
     pub own_writes: crate::own_writes::OwnWrites,
-    agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<DataSharingAgreement>>>,
+    agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<CachedAgreement>>>,
     products_changed: tokio::sync::broadcast::Sender<Change<DataProduct>>,
 }
 
@@ -154,7 +153,7 @@ impl Context {
     }
     /// The writer of [`Stores::agreements`], for the agreement controller's
     /// watch; None once taken.
-    pub fn take_agreements_writer(&self) -> Option<reflector::store::Writer<DataSharingAgreement>> {
+    pub fn take_agreements_writer(&self) -> Option<reflector::store::Writer<CachedAgreement>> {
         self.agreements_writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

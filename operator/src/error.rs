@@ -25,6 +25,9 @@ pub enum Error {
     /// A grant or revocation where the data lives failed.
     #[error("enforcement: {0}")]
     Enforcement(#[from] crate::enforcement::EnforcementError),
+    /// A cached agreement could not be unpacked.
+    #[error("cache: {0}")]
+    Cache(#[from] crate::cached_agreement::PackError),
 }
 
 impl Error {
@@ -38,6 +41,7 @@ impl Error {
             Error::Waiting(_) => "waiting",
             Error::Audit(_) => "audit",
             Error::Enforcement(_) => "enforcement",
+            Error::Cache(_) => "cache",
         }
     }
 }

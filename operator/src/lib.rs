@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod by_product;
+pub mod cached_agreement;
 pub mod checks;
 pub mod context;
 pub mod controller;

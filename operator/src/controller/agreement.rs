@@ -4,6 +4,7 @@
 //! the product, its licence, either domain, or the provider's answer.
 
 use super::{drain, error_policy, instrumented};
+use crate::cached_agreement::CachedAgreement;
 use crate::context::Context;
 use crate::enforcement::{self, EnforcementError};
 use crate::lifecycle::{self, Answer, Blocked, Facts};
@@ -35,10 +36,10 @@ pub async fn run(ctx: Arc<Context>) {
         return;
     };
     let agreements = ctx.stores.agreements.clone();
-    let api = Api::<DataSharingAgreement>::all(ctx.client.clone());
+    // the cache's copies are packed as they are read (cached_agreement)
+    let api = Api::<CachedAgreement>::all(ctx.client.clone());
     let (index, cached) = (ctx.stores.by_product.clone(), agreements.clone());
     let stream = kube::runtime::watcher(api, crate::controller::watch_config())
-        .modify(crate::controller::strip)
         .default_backoff()
         .inspect_ok(move |event| index.apply(event, &cached))
         .reflect(writer)
@@ -67,9 +68,7 @@ pub async fn run(ctx: Arc<Context>) {
                 let name = l.name_any();
                 on(&s2, |a| {
                     products
-                        .get(
-                            &ObjectRef::new(&a.spec.product.name).within(&a.spec.product.namespace),
-                        )
+                        .get(&ObjectRef::new(&a.product.name).within(&a.product.namespace))
                         .is_some_and(|p| p.spec.licence == name)
                 })
             },
@@ -81,11 +80,8 @@ pub async fn run(ctx: Arc<Context>) {
                 // consumer or provider: re-decide all that name it (cheap, rare)
                 let name = d.name_any();
                 on(&s3, |a| {
-                    a.spec.consumer == name
-                        || d.spec
-                            .namespaces
-                            .iter()
-                            .any(|n| n.0 == a.spec.product.namespace)
+                    a.consumer == name
+                        || d.spec.namespaces.iter().any(|n| n.0 == a.product.namespace)
                 })
             },
         )
@@ -119,9 +115,9 @@ fn tokio_stream_of(
 }
 
 fn on(
-    store: &Store<DataSharingAgreement>,
-    pred: impl Fn(&DataSharingAgreement) -> bool,
-) -> Vec<ObjectRef<DataSharingAgreement>> {
+    store: &Store<CachedAgreement>,
+    pred: impl Fn(&CachedAgreement) -> bool,
+) -> Vec<ObjectRef<CachedAgreement>> {
     store
         .state()
         .into_iter()
@@ -137,16 +133,18 @@ async fn count_active(ctx: Arc<Context>) {
             .agreements
             .state()
             .iter()
-            .filter(|a| a.status.as_ref().and_then(|s| s.phase) == Some(AgreementPhase::Active))
+            .filter(|a| a.phase == Some(AgreementPhase::Active))
             .count();
         ctx.metrics.active_agreements.set(n as i64);
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 
-#[tracing::instrument(skip_all, fields(kind = "DataSharingAgreement", name = %dsa.name_any(), namespace = dsa.namespace()))]
-async fn reconcile(dsa: Arc<DataSharingAgreement>, ctx: Arc<Context>) -> Result<Action> {
+#[tracing::instrument(skip_all, fields(kind = "DataSharingAgreement", name = %cached.name_any(), namespace = cached.namespace()))]
+async fn reconcile(cached: Arc<CachedAgreement>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, "DataSharingAgreement", async {
+        // decided on in full, as the cache last saw it
+        let dsa = Arc::new(cached.expand()?);
         let ns = dsa
             .namespace()
             .ok_or(Error::MissingField("metadata.namespace"))?;

@@ -109,9 +109,7 @@ async fn cleanup(product: &DataProduct, ctx: &Context) -> Result<Action> {
         .by_product
         .cached(&ctx.stores.agreements, &ns, &name)
         .iter()
-        .filter(|a| {
-            a.status.as_ref().and_then(|s| s.phase) == Some(datamesh_crds::AgreementPhase::Active)
-        })
+        .filter(|a| a.phase == Some(datamesh_crds::AgreementPhase::Active))
         .count();
     if live > 0 {
         return Err(crate::Error::Waiting(format!(

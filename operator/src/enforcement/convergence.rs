@@ -8,6 +8,7 @@
 //! record of it.
 
 use super::{Grantor, postgres};
+use crate::cached_agreement::CachedAgreement;
 use crate::context::Context;
 use datamesh_crds::{AgreementPhase, DataProduct, DataSharingAgreement};
 use kube::runtime::events::{Event, EventType};
@@ -86,7 +87,7 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     // From the watch cache (ready: see [`run`]); every correction is judged
     // again from a fresh read first, so a stale entry costs at most a GET.
     let agreements = ctx.stores.agreements.state();
-    let by_role: BTreeMap<String, &DataSharingAgreement> = agreements
+    let by_role: BTreeMap<String, &CachedAgreement> = agreements
         .iter()
         .filter_map(|a| Some((postgres::role_name(&a.uid()?), &**a)))
         .collect();
@@ -121,7 +122,7 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             present.insert((target.clone(), marked.role.clone()));
             if by_role
                 .get(&marked.role)
-                .is_some_and(|a| phase(a) == Some(AgreementPhase::Active))
+                .is_some_and(|a| a.phase == Some(AgreementPhase::Active))
             {
                 continue;
             }
@@ -173,10 +174,17 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     // Active agreements whose role or Secret is missing get them again.
     let now = jiff::Timestamp::now();
     let mut admins: BTreeMap<(String, String), Option<postgres::Admin>> = BTreeMap::new();
-    let mut live: Vec<&DataSharingAgreement> = agreements
+    let mut live: Vec<&CachedAgreement> = agreements
         .iter()
         .map(|a| &**a)
-        .filter(|a| live_active(a, now))
+        .filter(|a| {
+            is_live(
+                a.phase,
+                a.meta().deletion_timestamp.is_some(),
+                a.active_until,
+                now,
+            )
+        })
         .collect();
     live.sort_by_key(|a| a.uid());
     // Roles are checked for all (one query per database); Secrets for a
@@ -186,8 +194,7 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     for (i, a) in live.into_iter().enumerate() {
         let Some(uid) = a.uid() else { continue };
         let Some(product) = ctx.stores.products.get(
-            &kube::runtime::reflector::ObjectRef::new(&a.spec.product.name)
-                .within(&a.spec.product.namespace),
+            &kube::runtime::reflector::ObjectRef::new(&a.product.name).within(&a.product.namespace),
         ) else {
             continue;
         };
@@ -207,12 +214,13 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             continue; // its roles could not be listed this pass
         }
         let has_role = present.contains(&(admin.target(), role.clone()));
-        let secret = a
-            .status
-            .as_ref()
-            .and_then(|s| s.credentials_secret.clone())
-            .unwrap_or_else(|| super::secret_name(&a.name_any()));
         let has_secret = if window(i) {
+            let secret = a
+                .status()
+                .ok()
+                .flatten()
+                .and_then(|s| s.credentials_secret)
+                .unwrap_or_else(|| super::secret_name(&a.name_any()));
             let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
                 ctx.client.clone(),
                 &a.namespace().unwrap_or_default(),
@@ -225,7 +233,7 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             continue;
         }
         let _guard = enf.exclusive().await;
-        let Some(a) = fresh(ctx, &role_label_of(a), &role)
+        let Some(a) = fresh(ctx, &super::role_label(a), &role)
             .await?
             .filter(|a| live_active(a, now))
         else {
@@ -284,17 +292,24 @@ fn secret_window(n: usize, (start, per_pass): (usize, usize)) -> impl Fn(usize) 
 /// Active, not being deleted, and not past its end (the reconciler is about
 /// to revoke those).
 fn live_active(a: &DataSharingAgreement, now: jiff::Timestamp) -> bool {
-    phase(a) == Some(AgreementPhase::Active)
-        && a.metadata.deletion_timestamp.is_none()
-        && a.status
+    is_live(
+        phase(a),
+        a.metadata.deletion_timestamp.is_some(),
+        a.status
             .as_ref()
             .and_then(|s| s.active_until.as_deref())
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .is_none_or(|t| t > now)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok()),
+        now,
+    )
 }
 
-fn role_label_of(a: &DataSharingAgreement) -> String {
-    super::role_label(a)
+fn is_live(
+    phase: Option<AgreementPhase>,
+    deleting: bool,
+    until: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> bool {
+    phase == Some(AgreementPhase::Active) && !deleting && until.is_none_or(|t| t > now)
 }
 
 /// The agreement a role was made for, as the API server has it now: the one

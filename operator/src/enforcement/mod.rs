@@ -200,7 +200,7 @@ fn random_password() -> String {
 }
 
 /// `namespace/name uid`, the label in a role's COMMENT.
-pub fn role_label(dsa: &DataSharingAgreement) -> String {
+pub fn role_label(dsa: &impl kube::Resource) -> String {
     format!(
         "{}/{} {}",
         dsa.namespace().unwrap_or_default(),

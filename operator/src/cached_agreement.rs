@@ -1,0 +1,437 @@
+//! The agreements cache's copy of an agreement.
+//!
+//! At 50,000 agreements the cache is most of the operator's memory: a typed
+//! agreement is ~1.1 KB inline plus ~40 small strings, ~2.8 KB in all. The
+//! cached copy keeps typed only what is read across the whole cache —
+//! metadata, the consumer, the product, the phase and the end of access —
+//! and packs the spec and status into one LZ4 block against a dictionary
+//! (a typical agreement), a few hundred bytes. A reconcile unpacks the full
+//! agreement it decides on ([`CachedAgreement::expand`], a few µs).
+
+use datamesh_crds::agreement::{
+    AgreementPhase, DataSharingAgreementSpec, DataSharingAgreementStatus,
+};
+use datamesh_crds::{DataSharingAgreement, ObjectRef};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::{LazyLock, OnceLock};
+
+/// A cached agreement: [`DataSharingAgreement`] with its spec and status
+/// packed. Deserialises from an agreement, so a watch of this type reads
+/// the API server's objects directly.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "DataSharingAgreement")]
+pub struct CachedAgreement {
+    metadata: ObjectMeta,
+    /// `spec.consumer`.
+    pub consumer: String,
+    /// `spec.product`.
+    pub product: ObjectRef,
+    /// `status.phase`.
+    pub phase: Option<AgreementPhase>,
+    /// `status.activeUntil`, parsed (None when absent or not a timestamp).
+    pub active_until: Option<jiff::Timestamp>,
+    packed: Packed,
+}
+
+/// Spec and status as an LZ4 block of their JSON, against dictionary `dict`.
+#[derive(Clone)]
+struct Packed {
+    dict: Dictionary,
+    bytes: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Packed({} bytes)", self.bytes.len())
+    }
+}
+
+/// Which dictionary a block was packed against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dictionary {
+    /// A built-in agreement with empty values: the field names and the
+    /// operator's fixed phrases.
+    Template,
+    /// The first Active agreement this process packed, which also holds
+    /// what a deployment repeats in every agreement (licence, policy
+    /// messages, store address). Set once, never replaced.
+    Learned,
+}
+
+static TEMPLATE: LazyLock<Vec<u8>> = LazyLock::new(template);
+static LEARNED: OnceLock<Vec<u8>> = OnceLock::new();
+
+impl Dictionary {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            Dictionary::Template => &TEMPLATE,
+            // only named by blocks packed after it was set
+            Dictionary::Learned => LEARNED.get().map(Vec::as_slice).unwrap_or_default(),
+        }
+    }
+}
+
+/// The packed part, as written.
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    spec: &'a DataSharingAgreementSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: &'a Option<DataSharingAgreementStatus>,
+}
+
+/// The packed part, as read back.
+#[derive(Deserialize)]
+struct Body {
+    spec: DataSharingAgreementSpec,
+    #[serde(default)]
+    status: Option<DataSharingAgreementStatus>,
+}
+
+/// A cached agreement could not be packed or unpacked.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// Its spec or status did not (de)serialise.
+    #[error("cached agreement {name}: {source}")]
+    Json {
+        /// `namespace/name`.
+        name: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// Its packed block did not decompress.
+    #[error("cached agreement {name}: {source}")]
+    Lz4 {
+        /// `namespace/name`.
+        name: String,
+        /// The cause.
+        source: lz4_flex::block::DecompressError,
+    },
+}
+
+impl TryFrom<DataSharingAgreement> for CachedAgreement {
+    type Error = PackError;
+
+    fn try_from(dsa: DataSharingAgreement) -> Result<Self, PackError> {
+        let DataSharingAgreement {
+            mut metadata,
+            spec,
+            status,
+        } = dsa;
+        // never read, and often larger than the object
+        metadata.managed_fields = None;
+        if let Some(a) = metadata.annotations.as_mut() {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+        let name = || {
+            format!(
+                "{}/{}",
+                metadata.namespace.as_deref().unwrap_or_default(),
+                metadata.name.as_deref().unwrap_or_default()
+            )
+        };
+        let json = serde_json::to_vec(&BodyRef {
+            spec: &spec,
+            status: &status,
+        })
+        .map_err(|source| PackError::Json {
+            name: name(),
+            source,
+        })?;
+        let phase = status.as_ref().and_then(|s| s.phase);
+        let dict = if phase == Some(AgreementPhase::Active) || LEARNED.get().is_some() {
+            LEARNED.get_or_init(|| json.clone());
+            Dictionary::Learned
+        } else {
+            Dictionary::Template
+        };
+        let bytes = lz4_flex::block::compress_prepend_size_with_dict(&json, dict.bytes());
+        Ok(Self {
+            consumer: spec.consumer,
+            product: spec.product,
+            phase,
+            active_until: status
+                .as_ref()
+                .and_then(|s| s.active_until.as_deref())
+                .and_then(|t| t.parse().ok()),
+            packed: Packed {
+                dict,
+                bytes: bytes.into_boxed_slice(),
+            },
+            metadata,
+        })
+    }
+}
+
+impl CachedAgreement {
+    /// The agreement as the API server sent it (less `managedFields` and
+    /// kubectl's last-applied annotation).
+    pub fn expand(&self) -> Result<DataSharingAgreement, PackError> {
+        let body = self.body()?;
+        Ok(DataSharingAgreement {
+            metadata: self.metadata.clone(),
+            spec: body.spec,
+            status: body.status,
+        })
+    }
+
+    /// The agreement's status.
+    pub fn status(&self) -> Result<Option<DataSharingAgreementStatus>, PackError> {
+        Ok(self.body()?.status)
+    }
+
+    fn body(&self) -> Result<Body, PackError> {
+        let name = || format!("{}/{}", self.namespace_str(), self.name_str());
+        let json = lz4_flex::block::decompress_size_prepended_with_dict(
+            &self.packed.bytes,
+            self.packed.dict.bytes(),
+        )
+        .map_err(|source| PackError::Lz4 {
+            name: name(),
+            source,
+        })?;
+        serde_json::from_slice(&json).map_err(|source| PackError::Json {
+            name: name(),
+            source,
+        })
+    }
+
+    fn namespace_str(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    fn name_str(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// Bytes the packed spec and status take.
+    pub fn packed_len(&self) -> usize {
+        self.packed.bytes.len()
+    }
+}
+
+impl Resource for CachedAgreement {
+    type DynamicType = ();
+    type Scope = <DataSharingAgreement as Resource>::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        DataSharingAgreement::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        DataSharingAgreement::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        DataSharingAgreement::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        DataSharingAgreement::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// An Active agreement with every field the operator writes, its values
+/// empty: the JSON every packed agreement shares.
+fn template() -> Vec<u8> {
+    use datamesh_crds::agreement::{AcceptedLicence, DecisionRecord, LicenceInForce, ReasonRecord};
+    let condition = |type_: &str, reason: &str, message: &str| {
+        datamesh_crds::condition::new(
+            type_,
+            true,
+            reason,
+            message,
+            Some(1),
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+    };
+    let spec = DataSharingAgreementSpec {
+        consumer: String::new(),
+        product: ObjectRef::default(),
+        purpose: "".into(),
+        justification: Some(String::new()),
+        fields: Vec::new(),
+        start: None,
+        end: "2027-01-01T00:00:00Z".into(),
+        licence: AcceptedLicence {
+            name: String::new(),
+            version: String::new(),
+        },
+        commercial_use: false,
+        redistribution: false,
+        dpia_reference: None,
+    };
+    let status = Some(DataSharingAgreementStatus {
+        observed_generation: Some(1),
+        phase: Some(AgreementPhase::Active),
+        decision: Some(DecisionRecord {
+            outcome: "Allow".into(),
+            reasons: vec![ReasonRecord {
+                kind: "policy".into(),
+                id: String::new(),
+                message: String::new(),
+            }],
+            policy_set_version: Some("sha256:".into()),
+        }),
+        approval: None,
+        granted_fields: Vec::new(),
+        active_from: Some("2026-01-01T00:00:00.000000000Z".into()),
+        active_until: Some("2027-01-01T00:00:00Z".into()),
+        ended_at: None,
+        licence: Some(LicenceInForce {
+            name: String::new(),
+            version: String::new(),
+            attribution: Some(String::new()),
+            retention_days: None,
+        }),
+        credentials_secret: Some("-credentials".into()),
+        conditions: vec![
+            condition("Ready", "Active", "granted  until "),
+            condition(
+                "Granted",
+                "Granted",
+                "role dm_ may SELECT () on public. at 127.0.0.1:/; credentials in Secret -credentials",
+            ),
+        ],
+    });
+    serde_json::to_vec(&BodyRef {
+        spec: &spec,
+        status: &status,
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn agreement(name: &str, status: serde_json::Value) -> DataSharingAgreement {
+        serde_json::from_value(json!({
+            "apiVersion": "datamesh.dev/v1alpha1", "kind": "DataSharingAgreement",
+            "metadata": {
+                "name": name, "namespace": "planning", "uid": format!("uid-{name}"),
+                "resourceVersion": "42", "generation": 1,
+                "finalizers": ["datamesh.dev/revoke-access"],
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "buses"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {
+                "consumer": "planning", "purpose": "service-planning",
+                "justification": "Plan bus lanes with punctuality data.",
+                "product": {"namespace": "transport", "name": "bus-punctuality"},
+                "fields": ["route", "on_time_pct"], "licence": {"name": "ogl", "version": "3.0"},
+                "end": "2027-06-30T00:00:00Z", "dpiaReference": "DPIA-7"
+            },
+            "status": status
+        }))
+        .unwrap_or_else(|e| panic!("fixture: {e}"))
+    }
+
+    fn active() -> serde_json::Value {
+        json!({
+            "observedGeneration": 1, "phase": "Active",
+            "decision": {"outcome": "Allow", "policySetVersion": "sha256:6e8b00fe0feb3ef1",
+                "reasons": [{"kind": "policy", "id": "open-read", "message": "open products are readable by any registered domain"}]},
+            "grantedFields": ["route", "on_time_pct"],
+            "activeFrom": "2026-11-26T13:39:23.59108837Z", "activeUntil": "2027-06-30T00:00:00Z",
+            "licence": {"name": "ogl", "version": "3.0", "attribution": "Contains public sector information licensed under the Open Government Licence v3.0."},
+            "credentialsSecret": "a1-credentials",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Active", "observedGeneration": 1,
+                "message": "granted route, on_time_pct until 2027-06-30T00:00:00Z", "lastTransitionTime": "2026-11-26T13:39:23Z"}]
+        })
+    }
+
+    fn without_noise(mut dsa: DataSharingAgreement) -> DataSharingAgreement {
+        dsa.metadata.managed_fields = None;
+        if let Some(a) = dsa.metadata.annotations.as_mut() {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+        dsa
+    }
+
+    #[test]
+    fn expands_to_the_agreement_it_was_made_from() {
+        for dsa in [
+            agreement("pending", serde_json::Value::Null),
+            agreement("a1", active()),
+            agreement("a2", active()),
+        ] {
+            let cached = CachedAgreement::try_from(dsa.clone()).unwrap_or_else(|e| panic!("{e}"));
+            let back = cached.expand().unwrap_or_else(|e| panic!("{e}"));
+            let want = without_noise(dsa.clone());
+            assert_eq!(back.metadata, want.metadata);
+            assert_eq!(back.spec, want.spec);
+            assert_eq!(back.status, want.status);
+            assert_eq!(
+                cached.status().unwrap_or_else(|e| panic!("{e}")),
+                dsa.status
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_typed_what_the_cache_is_searched_by() {
+        let cached =
+            CachedAgreement::try_from(agreement("a1", active())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cached.consumer, "planning");
+        assert_eq!(cached.product.name, "bus-punctuality");
+        assert_eq!(cached.phase, Some(AgreementPhase::Active));
+        assert_eq!(
+            cached.active_until,
+            Some(
+                "2027-06-30T00:00:00Z"
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}"))
+            )
+        );
+        let meta = cached.meta();
+        assert!(meta.managed_fields.is_none());
+        assert_eq!(
+            meta.annotations.as_ref().map(|a| a.len()),
+            Some(1),
+            "other annotations stay"
+        );
+    }
+
+    #[test]
+    fn packs_an_active_agreement_into_far_less_than_its_json() {
+        let first =
+            CachedAgreement::try_from(agreement("a1", active())).unwrap_or_else(|e| panic!("{e}"));
+        let second =
+            CachedAgreement::try_from(agreement("a2", active())).unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_vec(
+            &json!({"spec": agreement("a2", active()).spec, "status": active()}),
+        )
+        .unwrap_or_default()
+        .len();
+        assert!(
+            first.packed_len() < json / 2,
+            "{} of {json}",
+            first.packed_len()
+        );
+        assert!(
+            second.packed_len() < json / 4,
+            "{} of {json}",
+            second.packed_len()
+        );
+    }
+
+    #[test]
+    fn a_watch_of_the_cached_type_reads_agreements() {
+        let value = serde_json::to_value(agreement("a1", active())).unwrap_or_default();
+        let cached: CachedAgreement =
+            serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cached.meta().name.as_deref(), Some("a1"));
+        assert_eq!(CachedAgreement::kind(&()), DataSharingAgreement::kind(&()));
+        assert_eq!(
+            CachedAgreement::url_path(&(), Some("planning")),
+            DataSharingAgreement::url_path(&(), Some("planning"))
+        );
+    }
+}
