@@ -5,7 +5,7 @@
 //! cached copy keeps typed only what is read across the whole cache —
 //! metadata, the consumer, the product, the phase and the end of access —
 //! and packs the spec and status into one LZ4 block against a dictionary
-//! (a typical agreement), a few hundred bytes. A reconcile unpacks the full
+//! (the first agreement in the same phase), a few hundred bytes. A reconcile unpacks the full
 //! agreement it decides on ([`CachedAgreement::expand`], a few µs).
 
 use datamesh_crds::agreement::{
@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::OnceLock;
 
 /// A cached agreement: [`DataSharingAgreement`] with its spec and status
 /// packed. Deserialises from an agreement, so a watch of this type reads
@@ -36,10 +36,11 @@ pub struct CachedAgreement {
     packed: Packed,
 }
 
-/// Spec and status as an LZ4 block of their JSON, against dictionary `dict`.
+/// Spec and status as an LZ4 block of their JSON, against the dictionary
+/// of slot `dict` (see [`dictionary`]).
 #[derive(Clone)]
 struct Packed {
-    dict: Dictionary,
+    dict: u8,
     bytes: Box<[u8]>,
 }
 
@@ -49,29 +50,38 @@ impl std::fmt::Debug for Packed {
     }
 }
 
-/// Which dictionary a block was packed against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dictionary {
-    /// A built-in agreement with empty values: the field names and the
-    /// operator's fixed phrases.
-    Template,
-    /// The first Active agreement this process packed, which also holds
-    /// what a deployment repeats in every agreement (licence, policy
-    /// messages, store address). Set once, never replaced.
-    Learned,
+/// One dictionary per phase (and one for agreements without a status): the
+/// JSON of the first agreement in that phase this process packs. Agreements
+/// of one phase share most of their text — field names, the operator's
+/// phrases, and what a deployment repeats (licence, policy messages, store
+/// address) — so each packs to the little that is its own. Set once, never
+/// replaced: a block names the slot it was packed against.
+static DICTIONARIES: [OnceLock<Vec<u8>>; 7] = [const { OnceLock::new() }; 7];
+
+fn slot(phase: Option<AgreementPhase>) -> u8 {
+    match phase {
+        None => 0,
+        Some(AgreementPhase::Pending) => 1,
+        Some(AgreementPhase::PendingApproval) => 2,
+        Some(AgreementPhase::Active) => 3,
+        Some(AgreementPhase::Denied) => 4,
+        Some(AgreementPhase::Expired) => 5,
+        Some(AgreementPhase::Revoked) => 6,
+    }
 }
 
-static TEMPLATE: LazyLock<Vec<u8>> = LazyLock::new(template);
-static LEARNED: OnceLock<Vec<u8>> = OnceLock::new();
+/// The dictionary of `slot`, learned from `json` if it has none yet.
+fn dictionary(slot: u8, json: &[u8]) -> &'static [u8] {
+    DICTIONARIES[usize::from(slot)].get_or_init(|| json.to_vec())
+}
 
-impl Dictionary {
-    fn bytes(self) -> &'static [u8] {
-        match self {
-            Dictionary::Template => &TEMPLATE,
-            // only named by blocks packed after it was set
-            Dictionary::Learned => LEARNED.get().map(Vec::as_slice).unwrap_or_default(),
-        }
-    }
+/// The dictionary a block of `slot` was packed against (set before it was).
+fn dictionary_of(slot: u8) -> &'static [u8] {
+    DICTIONARIES
+        .get(usize::from(slot))
+        .and_then(OnceLock::get)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// The packed part, as written.
@@ -141,13 +151,9 @@ impl TryFrom<DataSharingAgreement> for CachedAgreement {
             source,
         })?;
         let phase = status.as_ref().and_then(|s| s.phase);
-        let dict = if phase == Some(AgreementPhase::Active) || LEARNED.get().is_some() {
-            LEARNED.get_or_init(|| json.clone());
-            Dictionary::Learned
-        } else {
-            Dictionary::Template
-        };
-        let bytes = lz4_flex::block::compress_prepend_size_with_dict(&json, dict.bytes());
+        let dict = slot(phase);
+        let bytes =
+            lz4_flex::block::compress_prepend_size_with_dict(&json, dictionary(dict, &json));
         Ok(Self {
             consumer: spec.consumer,
             product: spec.product,
@@ -186,7 +192,7 @@ impl CachedAgreement {
         let name = || format!("{}/{}", self.namespace_str(), self.name_str());
         let json = lz4_flex::block::decompress_size_prepended_with_dict(
             &self.packed.bytes,
-            self.packed.dict.bytes(),
+            dictionary_of(self.packed.dict),
         )
         .map_err(|source| PackError::Lz4 {
             name: name(),
@@ -234,76 +240,6 @@ impl Resource for CachedAgreement {
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.metadata
     }
-}
-
-/// An Active agreement with every field the operator writes, its values
-/// empty: the JSON every packed agreement shares.
-fn template() -> Vec<u8> {
-    use datamesh_crds::agreement::{AcceptedLicence, DecisionRecord, LicenceInForce, ReasonRecord};
-    let condition = |type_: &str, reason: &str, message: &str| {
-        datamesh_crds::condition::new(
-            type_,
-            true,
-            reason,
-            message,
-            Some(1),
-            jiff::Timestamp::UNIX_EPOCH,
-        )
-    };
-    let spec = DataSharingAgreementSpec {
-        consumer: String::new(),
-        product: ObjectRef::default(),
-        purpose: "".into(),
-        justification: Some(String::new()),
-        fields: Vec::new(),
-        start: None,
-        end: "2027-01-01T00:00:00Z".into(),
-        licence: AcceptedLicence {
-            name: String::new(),
-            version: String::new(),
-        },
-        commercial_use: false,
-        redistribution: false,
-        dpia_reference: None,
-    };
-    let status = Some(DataSharingAgreementStatus {
-        observed_generation: Some(1),
-        phase: Some(AgreementPhase::Active),
-        decision: Some(DecisionRecord {
-            outcome: "Allow".into(),
-            reasons: vec![ReasonRecord {
-                kind: "policy".into(),
-                id: String::new(),
-                message: String::new(),
-            }],
-            policy_set_version: Some("sha256:".into()),
-        }),
-        approval: None,
-        granted_fields: Vec::new(),
-        active_from: Some("2026-01-01T00:00:00.000000000Z".into()),
-        active_until: Some("2027-01-01T00:00:00Z".into()),
-        ended_at: None,
-        licence: Some(LicenceInForce {
-            name: String::new(),
-            version: String::new(),
-            attribution: Some(String::new()),
-            retention_days: None,
-        }),
-        credentials_secret: Some("-credentials".into()),
-        conditions: vec![
-            condition("Ready", "Active", "granted  until "),
-            condition(
-                "Granted",
-                "Granted",
-                "role dm_ may SELECT () on public. at 127.0.0.1:/; credentials in Secret -credentials",
-            ),
-        ],
-    });
-    serde_json::to_vec(&BodyRef {
-        spec: &spec,
-        status: &status,
-    })
-    .unwrap_or_default()
 }
 
 #[cfg(test)]

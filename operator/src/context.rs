@@ -165,17 +165,45 @@ impl Context {
 /// before it is handed every product again.
 pub const PRODUCT_CHANGES: usize = 4096;
 
-/// A change a watch cache announced: the object as the cache held it before
-/// and as it holds it now.
+/// A change a watch cache announced: what the object was before, and the
+/// object as the cache holds it now.
 #[derive(Clone, Debug)]
 pub struct Change<K> {
     /// The cached version before the change; None when the object is new to
     /// the cache, or unknown (a consumer that lagged is handed every object).
-    pub before: Option<Arc<K>>,
+    pub before: Option<Before>,
     /// The cached version now; for a deletion, the last one.
     pub now: Arc<K>,
     /// Whether the object is gone from the cache.
     pub deleted: bool,
+}
+
+/// What a change is judged by, from the version the cache held before: not
+/// that version itself, which the announcement channel would keep in memory
+/// as long as the change is among its last [`PRODUCT_CHANGES`] (at start, a
+/// few thousand superseded products).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Before {
+    /// `metadata.uid`.
+    pub uid: Option<String>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// `metadata.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// Whether `metadata.deletionTimestamp` was set.
+    pub deleting: bool,
+}
+
+impl Before {
+    fn of<K: Resource>(o: &K) -> Self {
+        let m = o.meta();
+        Self {
+            uid: m.uid.clone(),
+            generation: m.generation,
+            resource_version: m.resource_version.clone(),
+            deleting: m.deletion_timestamp.is_some(),
+        }
+    }
 }
 
 impl<K: Resource> Change<K> {
@@ -189,11 +217,11 @@ impl<K: Resource> Change<K> {
         let Some(before) = &self.before else {
             return true;
         };
-        let (b, n) = (before.meta(), self.now.meta());
+        let n = self.now.meta();
         self.deleted
-            || b.uid != n.uid
-            || b.generation != n.generation
-            || b.deletion_timestamp.is_some() != n.deletion_timestamp.is_some()
+            || before.uid != n.uid
+            || before.generation != n.generation
+            || before.deleting != n.deletion_timestamp.is_some()
     }
 }
 
@@ -297,7 +325,7 @@ where
     match &event {
         Event::Apply(o) => {
             let key = at(o);
-            let before = store.get(&key);
+            let before = store.get(&key).map(|b| Before::of(&*b));
             writer.apply_watcher_event(&event);
             let now = store.get(&key).unwrap_or_else(|| Arc::new(o.clone()));
             vec![Change {
@@ -307,7 +335,7 @@ where
             }]
         }
         Event::Delete(o) => {
-            let before = store.get(&at(o));
+            let before = store.get(&at(o)).map(|b| Before::of(&*b));
             writer.apply_watcher_event(&event);
             vec![Change {
                 before,
@@ -328,14 +356,14 @@ where
                     .is_some_and(|b| b.meta().resource_version == now.meta().resource_version);
                 if !first && !same {
                     changes.push(Change {
-                        before,
+                        before: before.map(|b| Before::of(&*b)),
                         now,
                         deleted: false,
                     });
                 }
             }
             changes.extend(old.into_values().map(|gone| Change {
-                before: Some(gone.clone()),
+                before: Some(Before::of(&*gone)),
                 now: gone,
                 deleted: true,
             }));
@@ -454,7 +482,7 @@ mod tests {
         assert!(created.reaches_dependents(), "a new product");
         let status = step(Event::Apply(version("a", "2", 1, "u1")));
         assert_eq!(
-            status.before.as_ref().map(|b| b.resource_version()),
+            status.before.as_ref().map(|b| b.resource_version.clone()),
             Some(Some("1".into()))
         );
         assert!(!status.reaches_dependents(), "its own status write");
