@@ -5,8 +5,9 @@
 //! cached copy keeps typed only what is read across the whole cache —
 //! metadata, the consumer, the product, the phase and the end of access —
 //! and packs the spec and status into one LZ4 block against a dictionary
-//! (the first agreement in the same phase), a few hundred bytes. A reconcile unpacks the full
-//! agreement it decides on ([`CachedAgreement::expand`], a few µs).
+//! (the first agreement in the same phase), a few hundred bytes. A
+//! reconcile unpacks the full agreement it decides on
+//! ([`CachedAgreement::expand`], a few µs).
 
 use datamesh_crds::agreement::{
     AgreementPhase, DataSharingAgreementSpec, DataSharingAgreementStatus,
@@ -124,24 +125,14 @@ pub enum PackError {
 impl TryFrom<DataSharingAgreement> for CachedAgreement {
     type Error = PackError;
 
-    fn try_from(dsa: DataSharingAgreement) -> Result<Self, PackError> {
+    fn try_from(mut dsa: DataSharingAgreement) -> Result<Self, PackError> {
+        crate::controller::strip(&mut dsa);
         let DataSharingAgreement {
-            mut metadata,
+            metadata,
             spec,
             status,
         } = dsa;
-        // never read, and often larger than the object
-        metadata.managed_fields = None;
-        if let Some(a) = metadata.annotations.as_mut() {
-            a.remove("kubectl.kubernetes.io/last-applied-configuration");
-        }
-        let name = || {
-            format!(
-                "{}/{}",
-                metadata.namespace.as_deref().unwrap_or_default(),
-                metadata.name.as_deref().unwrap_or_default()
-            )
-        };
+        let name = || name_of(&metadata);
         let json = serde_json::to_vec(&BodyRef {
             spec: &spec,
             status: &status,
@@ -189,7 +180,7 @@ impl CachedAgreement {
     }
 
     fn body(&self) -> Result<Body, PackError> {
-        let name = || format!("{}/{}", self.namespace_str(), self.name_str());
+        let name = || name_of(&self.metadata);
         let json = lz4_flex::block::decompress_size_prepended_with_dict(
             &self.packed.bytes,
             dictionary_of(self.packed.dict),
@@ -204,18 +195,20 @@ impl CachedAgreement {
         })
     }
 
-    fn namespace_str(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or_default()
-    }
-
-    fn name_str(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
-    }
-
     /// Bytes the packed spec and status take.
-    pub fn packed_len(&self) -> usize {
+    #[cfg(test)]
+    fn packed_len(&self) -> usize {
         self.packed.bytes.len()
     }
+}
+
+/// `namespace/name`, for errors.
+fn name_of(meta: &ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 impl Resource for CachedAgreement {
@@ -284,10 +277,7 @@ mod tests {
     }
 
     fn without_noise(mut dsa: DataSharingAgreement) -> DataSharingAgreement {
-        dsa.metadata.managed_fields = None;
-        if let Some(a) = dsa.metadata.annotations.as_mut() {
-            a.remove("kubectl.kubernetes.io/last-applied-configuration");
-        }
+        crate::controller::strip(&mut dsa);
         dsa
     }
 

@@ -61,7 +61,8 @@ where
 /// scale: `managedFields` (often larger than the object) and kubectl's
 /// last-applied copy of the whole object.
 pub fn strip<K: kube::ResourceExt>(o: &mut K) {
-    o.managed_fields_mut().clear();
+    // dropped, not cleared: a cleared Vec keeps its allocation
+    o.meta_mut().managed_fields = None;
     o.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
