@@ -215,6 +215,8 @@ pub struct Operator {
     child: tokio::process::Child,
     /// Address of its health and metrics endpoints.
     pub http_addr: String,
+    /// Holds its default audit file; removed when the operator is dropped.
+    _audit_dir: tempfile::TempDir,
 }
 
 /// Path of a workspace binary built by `cargo build` (scripts/test.sh builds them first).
@@ -270,6 +272,7 @@ impl Operator {
         };
         let port = free_port()?;
         let http_addr = format!("127.0.0.1:{port}");
+        let audit_dir = temp_dir("datamesh-audit")?;
         let child = tokio::process::Command::new(workspace_bin("datamesh-operator")?)
             .env("KUBECONFIG", kubeconfig)
             .env("DATAMESH_HTTP_ADDR", &http_addr)
@@ -277,9 +280,8 @@ impl Operator {
             .env(
                 "DATAMESH_AUDIT_URL",
                 format!(
-                    "sqlite://{}/datamesh-audit-{}-{port}.db?mode=rwc",
-                    std::env::temp_dir().display(),
-                    std::process::id()
+                    "sqlite://{}?mode=rwc",
+                    audit_dir.path().join("audit.db").display()
                 ),
             )
             .env(
@@ -293,7 +295,11 @@ impl Operator {
             .stderr(stderr)
             .kill_on_drop(true)
             .spawn()?;
-        let op = Self { child, http_addr };
+        let op = Self {
+            child,
+            http_addr,
+            _audit_dir: audit_dir,
+        };
         op.wait_ready().await?;
         Ok(op)
     }
@@ -337,6 +343,14 @@ impl Operator {
         self.child.kill().await?;
         Ok(())
     }
+}
+
+/// A fresh directory under the system's temporary one, removed with
+/// everything in it when dropped (test files must not pile up in /tmp).
+pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir()?)
 }
 
 fn free_port() -> Result<u16> {

@@ -214,12 +214,12 @@ async fn start_operator(audit_url: &str) -> anyhow::Result<Operator> {
     .await
 }
 
-fn temp_sqlite() -> anyhow::Result<(PathBuf, String)> {
-    let dir = std::env::temp_dir().join(unique("datamesh-audit"));
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("audit.db");
+/// A SQLite audit file in a directory removed when the first value is dropped.
+fn temp_sqlite() -> anyhow::Result<(tempfile::TempDir, PathBuf, String)> {
+    let dir = temp_dir("datamesh-audit")?;
+    let file = dir.path().join("audit.db");
     let url = format!("sqlite://{}?mode=rwc", file.display());
-    Ok((file, url))
+    Ok((dir, file, url))
 }
 
 /// Every step of an approved, then deleted agreement is recorded in order;
@@ -356,7 +356,7 @@ async fn trail_records_every_step(audit_url: &str, verify_url: &str) -> anyhow::
 
 #[tokio::test]
 async fn sqlite_trail_records_every_step_and_names_an_edited_record() -> anyhow::Result<()> {
-    let (file, url) = temp_sqlite()?;
+    let (_dir, file, url) = temp_sqlite()?;
     trail_records_every_step(&url, &format!("sqlite://{}", file.display())).await
 }
 
@@ -384,7 +384,7 @@ async fn postgres_trail_records_every_step_and_names_an_edited_record() -> anyho
 
 #[tokio::test]
 async fn unwritable_store_grants_nothing() -> anyhow::Result<()> {
-    let (file, url) = temp_sqlite()?;
+    let (_dir, file, url) = temp_sqlite()?;
     let w = World::new().await?;
     let op = start_operator(&url).await?;
     w.product("buses", "open").await?;
@@ -435,7 +435,7 @@ async fn unwritable_store_grants_nothing() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn http_api_is_read_only_and_names_bad_parameters() -> anyhow::Result<()> {
-    let (_file, url) = temp_sqlite()?;
+    let (_dir, _file, url) = temp_sqlite()?;
     let w = World::new().await?;
     let op = start_operator(&url).await?;
     w.product("buses", "open").await?;

@@ -94,28 +94,10 @@ fn helm_ok(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }
 
-/// A temporary directory, removed when dropped: values files, the
-/// ServiceAccount's kubeconfig (it holds a token), the operator's audit file.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(prefix: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(unique(prefix));
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A values file in a fresh temporary directory (kept while the Scratch lives).
-fn values_file(name: &str, values: &Value) -> Result<(Scratch, String)> {
-    let dir = Scratch::new("datamesh-chart-values")?;
-    let path = dir.0.join(name);
+/// A values file in a fresh temporary directory (kept while the returned directory lives).
+fn values_file(name: &str, values: &Value) -> Result<(tempfile::TempDir, String)> {
+    let dir = temp_dir("datamesh-chart-values")?;
+    let path = dir.path().join(name);
     std::fs::write(&path, serde_yaml::to_string(values)?)?;
     Ok((dir, path.to_string_lossy().to_string()))
 }
@@ -460,8 +442,8 @@ fn template_with_non_default_values() -> Result<()> {
 #[test]
 fn governance_policies_come_from_files_in_the_chart() -> Result<()> {
     // a copy of the chart with one more policy file, as a board would ship it
-    let scratch = Scratch::new("datamesh-chart-copy")?;
-    let copy = scratch.0.join("datamesh");
+    let scratch = temp_dir("datamesh-chart-copy")?;
+    let copy = scratch.path().join("datamesh");
     let status = std::process::Command::new("cp")
         .args(["-r"])
         .arg(chart_dir())
@@ -940,7 +922,10 @@ async fn install_upgrade_uninstall_against_the_api_server() -> Result<()> {
 }
 
 /// A kubeconfig that authenticates with a token of the release's ServiceAccount.
-async fn service_account_kubeconfig(client: &Client, r: &Release) -> Result<(Scratch, PathBuf)> {
+async fn service_account_kubeconfig(
+    client: &Client,
+    r: &Release,
+) -> Result<(tempfile::TempDir, PathBuf)> {
     let tr: TokenRequest = serde_json::from_value(json!({
         "spec": {"audiences": [], "expirationSeconds": 3600}
     }))?;
@@ -959,8 +944,8 @@ async fn service_account_kubeconfig(client: &Client, r: &Release) -> Result<(Scr
         "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "operator"}}],
         "current-context": "operator",
     });
-    let dir = Scratch::new("datamesh-sa")?;
-    let path = dir.0.join("kubeconfig");
+    let dir = temp_dir("datamesh-sa")?;
+    let path = dir.path().join("kubeconfig");
     std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
     Ok((dir, path))
 }
@@ -1007,7 +992,7 @@ async fn chart_rbac_is_enough_for_a_full_agreement_lifecycle() -> Result<()> {
         let (scratch, kc) = service_account_kubeconfig(&client, &r).await?;
         let lease = "datamesh-operator".to_string();
         let instance = unique("operator");
-        let audit_dir = scratch.0.clone();
+        let audit_dir = scratch.path().to_path_buf();
         let audit = format!("sqlite://{}/audit.db?mode=rwc", audit_dir.display());
         let op = Operator::start_with(
             &kc,

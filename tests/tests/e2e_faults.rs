@@ -24,23 +24,23 @@ struct Scene {
     licence: String,
     /// One audit store for every operator of the scene (a restarted one too).
     audit_url: String,
+    /// Holds the audit file; removed with the scene.
+    _audit_dir: tempfile::TempDir,
 }
 
 impl Scene {
     async fn new() -> anyhow::Result<Self> {
         let client = admin().await?;
         install_crds(&client).await?;
+        let audit_dir = temp_dir("datamesh-faults-audit")?;
         let s = Scene {
             provider: unique("transport"),
             provider_ns: unique("transport"),
             consumer: unique("mobility"),
             consumer_ns: unique("mobility"),
             licence: unique("ogl"),
-            audit_url: {
-                let dir = std::env::temp_dir().join(unique("datamesh-faults-audit"));
-                std::fs::create_dir_all(&dir)?;
-                format!("sqlite://{}/audit.db?mode=rwc", dir.display())
-            },
+            audit_url: format!("sqlite://{}/audit.db?mode=rwc", audit_dir.path().display()),
+            _audit_dir: audit_dir,
             client,
         };
         create_namespace(&s.client, &s.provider_ns).await?;
