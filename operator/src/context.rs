@@ -58,6 +58,9 @@ pub struct Context {
     pub enforcement: crate::enforcement::Enforcement,
     /// Agreement status writes the agreements cache does not show yet.
     pub own_writes: crate::own_writes::OwnWrites,
+    /// Reconciles every agreement again (start, relist, policy change), a
+    /// window at a time.
+    pub agreement_sweep: Arc<crate::sweep::Sweep>,
     agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<CachedAgreement>>>,
     products_changed: tokio::sync::broadcast::Sender<Change<DataProduct>>,
 }
@@ -124,6 +127,7 @@ impl Context {
             audit,
             enforcement,
             own_writes: Default::default(),
+            agreement_sweep: Arc::new(crate::sweep::Sweep::new(crate::sweep::WINDOW)),
             agreements_writer: std::sync::Mutex::new(Some(agreements_writer)),
             products_changed,
         }))

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod own_writes;
 pub mod policy_store;
 pub mod status;
+pub mod sweep;
 pub mod telemetry;
 
 use clap::Parser;

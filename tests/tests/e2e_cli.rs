@@ -6,8 +6,8 @@
 
 use datamesh_crds::{AgreementPhase, DataSharingAgreement};
 use datamesh_e2e::{
-    Operator, admin, admin_kubeconfig, install_crds, repo_root, unique, user_kubeconfig, wait_for,
-    workspace_bin,
+    Operator, admin, admin_kubeconfig, install_crds, repo_root, temp_dir, unique, user_kubeconfig,
+    wait_for, workspace_bin,
 };
 use kube::Api;
 use std::path::Path;
@@ -355,8 +355,8 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
     }
 
     // policy diff --live: dropping open-read would deny the city's open-data agreements.
-    let proposed = std::env::temp_dir().join(unique("cli-policies"));
-    std::fs::create_dir_all(&proposed)?;
+    let proposed_dir = temp_dir("cli-policies")?;
+    let proposed = proposed_dir.path();
     for entry in std::fs::read_dir(repo_root().join("policies/cedar"))? {
         let path = entry?.path();
         let text = std::fs::read_to_string(&path)?;
@@ -382,7 +382,6 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
         ],
     )
     .await?;
-    let _ = std::fs::remove_dir_all(&proposed);
     assert_eq!(r.code, 1, "changes found: {}{}", r.stdout, r.stderr);
     assert!(
         r.stdout
@@ -427,7 +426,8 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
         r.stderr
     );
 
-    let dead = std::env::temp_dir().join(format!("{}.kubeconfig", unique("dead-server")));
+    let dead_dir = temp_dir("dead-server")?;
+    let dead = dead_dir.path().join("kubeconfig");
     let text = std::fs::read_to_string(&kc)?;
     let server_line = text
         .lines()
@@ -439,7 +439,6 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
         text.replace(&server_line, "    server: https://127.0.0.1:1"),
     )?;
     let r = plugin(&dead, &["catalog"]).await?;
-    let _ = std::fs::remove_file(&dead);
     assert_eq!(r.code, 1);
     assert!(
         r.stderr

@@ -39,17 +39,50 @@ pub async fn run(ctx: Arc<Context>) {
     // the cache's copies are packed as they are read (cached_agreement)
     let api = Api::<CachedAgreement>::all(ctx.client.clone());
     let (index, cached) = (ctx.stores.by_product.clone(), agreements.clone());
-    let stream = kube::runtime::watcher(api, crate::controller::watch_config())
+    // The watch fills the cache and triggers a reconcile per change. What
+    // a (re)list brings is reconciled by a sweep once the list is complete,
+    // a window at a time (crate::sweep), as is every agreement after a
+    // change of the policy set.
+    let sweep = ctx.agreement_sweep.clone();
+    let changes = kube::runtime::watcher(api, crate::controller::watch_config())
         .default_backoff()
         .inspect_ok(move |event| index.apply(event, &cached))
         .reflect(writer)
-        .applied_objects();
-    let controller = Controller::for_stream(stream, agreements.clone());
+        .filter_map(move |event| {
+            use kube::runtime::watcher::Event as Watch;
+            std::future::ready(match event {
+                Ok(Watch::Apply(a)) => Some(ObjectRef::from_obj(&a)),
+                Ok(Watch::Delete(a)) => {
+                    sweep.started(&a);
+                    None
+                }
+                Ok(Watch::InitDone) => {
+                    sweep.request();
+                    None
+                }
+                Ok(Watch::Init | Watch::InitApply(_)) => None,
+                Err(error) => {
+                    // the watch retries after its own backoff
+                    tracing::warn!(%error, "agreements watch failed; retrying");
+                    None
+                }
+            })
+        });
+    // Every change of the policy set in force decides every agreement again.
+    let (sweep, versions) = (ctx.agreement_sweep.clone(), ctx.policy.subscribe());
+    let policy_changes = tokio::spawn(async move {
+        let mut versions = Box::pin(tokio_stream_of(versions));
+        while versions.next().await.is_some() {
+            sweep.request();
+        }
+    });
+    let controller = Controller::for_stream(futures::stream::empty(), agreements.clone())
+        .reconcile_on(changes)
+        .reconcile_on(ctx.agreement_sweep.clone().stream(agreements.clone()))
+        .reconcile_on(ends(agreements.clone(), ctx.agreement_sweep.clone()));
     let (s2, s3, s4) = (agreements.clone(), agreements.clone(), agreements.clone());
     let products = ctx.stores.products.clone();
     let by_product = ctx.stores.by_product.clone();
-    // Every change of the policy set in force decides every agreement again.
-    let versions = tokio_stream_of(ctx.policy.subscribe());
     let stream = controller
         // every agreement is decided at start: only later changes matter,
         // and of those only the ones a decision reads
@@ -61,10 +94,12 @@ pub async fn run(ctx: Arc<Context>) {
                 by_product.agreements(&p.namespace().unwrap_or_default(), &p.name_any())
             },
         )
-        .watches(
-            Api::<Licence>::all(ctx.client.clone()),
-            crate::controller::watch_config(),
-            move |l| {
+        .watches_stream(
+            related(
+                Api::<Licence>::all(ctx.client.clone()),
+                ctx.agreement_sweep.clone(),
+            ),
+            move |l: Licence| {
                 let name = l.name_any();
                 on(&s2, |a| {
                     products
@@ -73,10 +108,12 @@ pub async fn run(ctx: Arc<Context>) {
                 })
             },
         )
-        .watches(
-            Api::<Domain>::all(ctx.client.clone()),
-            crate::controller::watch_config(),
-            move |d| {
+        .watches_stream(
+            related(
+                Api::<Domain>::all(ctx.client.clone()),
+                ctx.agreement_sweep.clone(),
+            ),
+            move |d: Domain| {
                 // consumer or provider: re-decide all that name it (cheap, rare)
                 let name = d.name_any();
                 on(&s3, |a| {
@@ -85,17 +122,18 @@ pub async fn run(ctx: Arc<Context>) {
                 })
             },
         )
-        .watches(
-            Api::<AgreementApproval>::all(ctx.client.clone()),
-            crate::controller::watch_config(),
-            move |ap| {
+        .watches_stream(
+            related(
+                Api::<AgreementApproval>::all(ctx.client.clone()),
+                ctx.agreement_sweep.clone(),
+            ),
+            move |ap: AgreementApproval| {
                 let r = &ap.spec.agreement;
                 on(&s4, |a| {
                     a.namespace().as_deref() == Some(r.namespace.as_str()) && a.name_any() == r.name
                 })
             },
         )
-        .reconcile_all_on(versions)
         .with_config(super::controller_config())
         .trigger_backoff(super::TriggerBackoff::default())
         .shutdown_on_signal()
@@ -103,6 +141,103 @@ pub async fn run(ctx: Arc<Context>) {
     let gauge = tokio::spawn(count_active(ctx));
     drain("DataSharingAgreement", stream).await;
     gauge.abort();
+    policy_changes.abort();
+}
+
+/// The changes of a kind agreements depend on (licences, domains,
+/// approvals) that can change a decision: a new object, a new spec (a new
+/// generation), a deletion. Their status writes pass nothing. The first
+/// list passes nothing either: every agreement is decided once the
+/// agreements' own first list is in (the sweep). A relist after a watch
+/// restart asks for a sweep if it differs from what the watch had seen,
+/// since a change may have happened while it was down.
+fn related<K>(
+    api: Api<K>,
+    sweep: Arc<crate::sweep::Sweep>,
+) -> impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>> + Send
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    use kube::runtime::watcher::Event as Watch;
+    use std::collections::HashMap;
+    type Seen = HashMap<(Option<String>, String), Option<i64>>;
+    let key = |o: &K| {
+        (
+            o.meta().namespace.clone(),
+            o.meta().name.clone().unwrap_or_default(),
+        )
+    };
+    let (mut seen, mut listing, mut listed) = (Seen::new(), Seen::new(), false);
+    kube::runtime::watcher(api, crate::controller::watch_config())
+        .default_backoff()
+        .filter_map(move |event| {
+            std::future::ready(match event {
+                Ok(Watch::Apply(o)) => {
+                    let generation = o.meta().generation;
+                    (seen.insert(key(&o), generation) != Some(generation)).then_some(Ok(o))
+                }
+                Ok(Watch::Delete(o)) => {
+                    seen.remove(&key(&o));
+                    Some(Ok(o))
+                }
+                Ok(Watch::Init) => {
+                    listing.clear();
+                    None
+                }
+                Ok(Watch::InitApply(o)) => {
+                    listing.insert(key(&o), o.meta().generation);
+                    None
+                }
+                Ok(Watch::InitDone) => {
+                    if std::mem::replace(&mut listed, true) && listing != seen {
+                        sweep.request();
+                    }
+                    seen = std::mem::take(&mut listing);
+                    None
+                }
+                Err(error) => Some(Err(error)),
+            })
+        })
+}
+
+/// How often the cache is scanned for Active agreements whose end has come.
+const END_SCAN: Duration = Duration::from_secs(1);
+
+/// Active agreements whose end (`status.activeUntil`) has come, for the
+/// controller to end them, found by scanning the cache every [`END_SCAN`].
+/// A timer per agreement in the controller runtime's queue (a requeue at
+/// its end) would hold ~460 bytes for as long as it is Active: 21 MB at
+/// 45,000. The scan costs ~1 ms a second at 50,000 and ends an agreement
+/// at most a second late. One still Active on the next scan (its reconcile
+/// failed or is queued) is handed over again; the controller's queue holds
+/// it once.
+fn ends(
+    store: Store<CachedAgreement>,
+    sweep: Arc<crate::sweep::Sweep>,
+) -> impl futures::Stream<Item = ObjectRef<CachedAgreement>> + Send {
+    futures::stream::unfold(
+        (store, sweep, std::collections::VecDeque::new()),
+        |(store, sweep, mut due)| async move {
+            loop {
+                if let Some(r) = due.pop_front() {
+                    sweep.admit_ref(&r).await;
+                    return Some((r, (store, sweep, due)));
+                }
+                tokio::time::sleep(END_SCAN).await;
+                let now = jiff::Timestamp::now();
+                due = store
+                    .state()
+                    .iter()
+                    .filter(|a| {
+                        a.phase == Some(AgreementPhase::Active)
+                            && a.active_until.is_some_and(|end| end <= now)
+                    })
+                    .map(|a| ObjectRef::from_obj(&**a))
+                    .collect();
+            }
+        },
+    )
 }
 
 /// Yields once per change of the policy set in force.
@@ -143,6 +278,7 @@ async fn count_active(ctx: Arc<Context>) {
 #[tracing::instrument(skip_all, fields(kind = "DataSharingAgreement", name = %cached.name_any(), namespace = cached.namespace()))]
 async fn reconcile(cached: Arc<CachedAgreement>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, "DataSharingAgreement", async {
+        ctx.agreement_sweep.started(&*cached);
         // decided on in full, as the cache last saw it
         let dsa = Arc::new(cached.expand()?);
         let ns = dsa
@@ -431,13 +567,9 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
             publish(ctx, dsa, note.warning, note.reason, &note.message).await;
         }
     }
-    Ok(match transition.wake_at {
-        Some(at) => {
-            let wait = at.duration_since(now).unsigned_abs();
-            Action::requeue(wait.max(Duration::from_millis(10)))
-        }
-        None => Action::await_change(),
-    })
+    // An Active agreement's end (transition.wake_at, its activeUntil) is
+    // found by the scan of the cache (`ends`), not a timer per agreement.
+    Ok(Action::await_change())
 }
 
 async fn cleanup(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {

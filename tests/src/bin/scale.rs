@@ -54,6 +54,12 @@ struct Args {
     /// The operator binary to measure.
     #[arg(long, default_value = "target/release/datamesh-operator")]
     operator: PathBuf,
+    /// Tokio worker threads of the operator (`TOKIO_WORKER_THREADS`); 0:
+    /// tokio's default, one per core. The chart's default CPU limit (500m)
+    /// gives the deployed operator one, as tokio sizes its pool by the
+    /// container's CPU quota; `--operator-threads 1` runs it that way.
+    #[arg(long, default_value_t = 0)]
+    operator_threads: usize,
 }
 
 struct Running {
@@ -62,11 +68,17 @@ struct Running {
 }
 
 impl Running {
-    async fn start(bin: &PathBuf, lease: &str) -> Result<Self> {
+    async fn start(bin: &PathBuf, lease: &str, threads: usize) -> Result<Self> {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = format!("127.0.0.1:{}", l.local_addr()?.port());
         drop(l);
-        let child = tokio::process::Command::new(bin)
+        let mut command = tokio::process::Command::new(bin);
+        if threads > 0 {
+            command.env("TOKIO_WORKER_THREADS", threads.to_string());
+        } else {
+            command.env_remove("TOKIO_WORKER_THREADS");
+        }
+        let child = command
             .env("KUBECONFIG", admin_kubeconfig()?)
             .env("DATAMESH_HTTP_ADDR", &addr)
             .env("RUST_LOG", "warn")
@@ -424,7 +436,13 @@ async fn main() -> Result<()> {
     let at_admission = install_admission(&client).await?;
     let run = unique("scale");
     let (d, p, a) = (args.domains, args.products, args.agreements);
-    println!("scale run {run}: {d} domains, {p} products, {a} agreements");
+    println!(
+        "scale run {run}: {d} domains, {p} products, {a} agreements; operator with {}",
+        match args.operator_threads {
+            0 => "tokio's default worker threads".to_string(),
+            n => format!("{n} tokio worker thread(s)"),
+        }
+    );
 
     // Setup (not measured): namespaces, domains, a licence, products, agreements.
     let t = Instant::now();
@@ -581,7 +599,7 @@ async fn main() -> Result<()> {
     let lease = format!("{run}-lease");
     let cpu = cpu_by_process();
     let t = Instant::now();
-    let op = Running::start(&args.operator, &lease).await?;
+    let op = Running::start(&args.operator, &lease, args.operator_threads).await?;
     let all = Api::<DataSharingAgreement>::all(client.clone());
     let settled = |m: &std::collections::BTreeMap<String, usize>| {
         m.get("Active").copied().unwrap_or(0)
@@ -653,7 +671,7 @@ async fn main() -> Result<()> {
     drop(op);
 
     // Steady-state resync: a restarted operator re-reconciles everything and writes nothing.
-    let op = Running::start(&args.operator, &format!("{lease}-2")).await?;
+    let op = Running::start(&args.operator, &format!("{lease}-2"), args.operator_threads).await?;
     let t = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
