@@ -24,7 +24,7 @@ pub struct Stores {
     /// Every Licence.
     pub licences: Store<Licence>,
     /// Every DataProduct. The one cache of products: the product controller
-    /// reconciles from it and is triggered by [`Context::product_changes`].
+    /// reconciles from it and is triggered by [`Context::product_changes_from_now`] and a sweep of the cache at start.
     pub products: Store<DataProduct>,
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
@@ -61,8 +61,13 @@ pub struct Context {
     /// Reconciles every agreement again (start, relist, policy change), a
     /// window at a time.
     pub agreement_sweep: Arc<crate::sweep::Sweep>,
+    /// The same for products (at start).
+    pub product_sweep: Arc<crate::sweep::Sweep>,
     agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<CachedAgreement>>>,
     products_changed: tokio::sync::broadcast::Sender<Change<DataProduct>>,
+    domains_changed: tokio::sync::broadcast::Sender<Change<Domain>>,
+    licences_changed: tokio::sync::broadcast::Sender<Change<Licence>>,
+    approvals_changed: tokio::sync::broadcast::Sender<Change<AgreementApproval>>,
 }
 
 impl Context {
@@ -76,17 +81,26 @@ impl Context {
     ) -> anyhow::Result<Arc<Self>> {
         let (agreements, agreements_writer) = reflector::store();
         let (products_changed, _) = tokio::sync::broadcast::channel(PRODUCT_CHANGES);
+        let (domains_changed, _) = tokio::sync::broadcast::channel(RELATED_CHANGES);
+        let (licences_changed, _) = tokio::sync::broadcast::channel(RELATED_CHANGES);
+        let (approvals_changed, _) = tokio::sync::broadcast::channel(RELATED_CHANGES);
         let stores = Stores {
             agreements,
             by_product: Arc::default(),
-            domains: cache(Api::<Domain>::all(client.clone())),
-            licences: cache(Api::<Licence>::all(client.clone())),
+            domains: cache_announcing(Api::<Domain>::all(client.clone()), domains_changed.clone()),
+            licences: cache_announcing(
+                Api::<Licence>::all(client.clone()),
+                licences_changed.clone(),
+            ),
             products: cache_announcing(
                 Api::<DataProduct>::all(client.clone()),
                 products_changed.clone(),
             ),
             namespaces: cache(Api::<Namespace>::all(client.clone())),
-            approvals: cache(Api::<AgreementApproval>::all(client.clone())),
+            approvals: cache_announcing(
+                Api::<AgreementApproval>::all(client.clone()),
+                approvals_changed.clone(),
+            ),
             policies: cache(Api::<GovernancePolicy>::all(client.clone())),
         };
         stores.domains.wait_until_ready().await?;
@@ -128,20 +142,13 @@ impl Context {
             enforcement,
             own_writes: Default::default(),
             agreement_sweep: Arc::new(crate::sweep::Sweep::new(crate::sweep::WINDOW)),
+            product_sweep: Arc::new(crate::sweep::Sweep::new(crate::sweep::WINDOW)),
             agreements_writer: std::sync::Mutex::new(Some(agreements_writer)),
             products_changed,
+            domains_changed,
+            licences_changed,
+            approvals_changed,
         }))
-    }
-
-    /// Every product in the cache, then each product the cache sees change
-    /// (applied or deleted), as the cache holds it. A consumer that falls
-    /// more than [`PRODUCT_CHANGES`] behind gets every product again instead
-    /// of the changes it missed, so nothing is lost, only repeated.
-    pub fn product_changes(&self) -> impl futures::Stream<Item = Arc<DataProduct>> + Send + use<> {
-        let rx = self.products_changed.subscribe();
-        let store = self.stores.products.clone();
-        let now = store.state();
-        futures::stream::iter(now).chain(changes(rx, store).map(|c| c.now))
     }
 
     /// Each change the products cache sees from now on, with the product as
@@ -155,6 +162,37 @@ impl Context {
             self.stores.products.clone(),
         )
     }
+
+    /// Each change the domains cache sees from now on (see [`Change`]).
+    pub fn domain_changes_from_now(
+        &self,
+    ) -> impl futures::Stream<Item = Change<Domain>> + Send + use<> {
+        changes(
+            self.domains_changed.subscribe(),
+            self.stores.domains.clone(),
+        )
+    }
+
+    /// Each change the licences cache sees from now on (see [`Change`]).
+    pub fn licence_changes_from_now(
+        &self,
+    ) -> impl futures::Stream<Item = Change<Licence>> + Send + use<> {
+        changes(
+            self.licences_changed.subscribe(),
+            self.stores.licences.clone(),
+        )
+    }
+
+    /// Each change the approvals cache sees from now on (see [`Change`]).
+    pub fn approval_changes_from_now(
+        &self,
+    ) -> impl futures::Stream<Item = Change<AgreementApproval>> + Send + use<> {
+        changes(
+            self.approvals_changed.subscribe(),
+            self.stores.approvals.clone(),
+        )
+    }
+
     /// The writer of [`Stores::agreements`], for the agreement controller's
     /// watch; None once taken.
     pub fn take_agreements_writer(&self) -> Option<reflector::store::Writer<CachedAgreement>> {
@@ -168,6 +206,9 @@ impl Context {
 /// Changes the products cache announces that a slow consumer may miss
 /// before it is handed every product again.
 pub const PRODUCT_CHANGES: usize = 4096;
+
+/// The same for the domains, licences and approvals caches (fewer objects).
+pub const RELATED_CHANGES: usize = 1024;
 
 /// A change a watch cache announced: what the object was before, and the
 /// object as the cache holds it now.
@@ -229,11 +270,15 @@ impl<K: Resource> Change<K> {
     }
 }
 
-/// The changes announced on `rx`; after a lag, every cached product (as new).
-fn changes(
-    rx: tokio::sync::broadcast::Receiver<Change<DataProduct>>,
-    store: Store<DataProduct>,
-) -> impl futures::Stream<Item = Change<DataProduct>> + Send {
+/// The changes announced on `rx`; after a lag, every cached object (as new).
+fn changes<K>(
+    rx: tokio::sync::broadcast::Receiver<Change<K>>,
+    store: Store<K>,
+) -> impl futures::Stream<Item = Change<K>> + Send + use<K>
+where
+    K: Resource + Clone + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
     use tokio::sync::broadcast::error::RecvError;
     futures::stream::unfold(rx, move |mut rx| {
         let store = store.clone();
@@ -241,7 +286,7 @@ fn changes(
             match rx.recv().await {
                 Ok(c) => Some((vec![c], rx)),
                 Err(RecvError::Lagged(n)) => {
-                    tracing::debug!(missed = n, "product changes lagged; every product again");
+                    tracing::debug!(missed = n, "cache changes lagged; every object again");
                     let all = store.state().into_iter().map(|now| Change {
                         before: None,
                         now,

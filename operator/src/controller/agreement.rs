@@ -94,12 +94,9 @@ pub async fn run(ctx: Arc<Context>) {
                 by_product.agreements(&p.namespace().unwrap_or_default(), &p.name_any())
             },
         )
-        .watches_stream(
-            related(
-                Api::<Licence>::all(ctx.client.clone()),
-                ctx.agreement_sweep.clone(),
-            ),
-            move |l: Licence| {
+        .watches_shared_stream(
+            super::dependent_changes(ctx.licence_changes_from_now()),
+            move |l: Arc<Licence>| {
                 let name = l.name_any();
                 on(&s2, |a| {
                     products
@@ -108,12 +105,9 @@ pub async fn run(ctx: Arc<Context>) {
                 })
             },
         )
-        .watches_stream(
-            related(
-                Api::<Domain>::all(ctx.client.clone()),
-                ctx.agreement_sweep.clone(),
-            ),
-            move |d: Domain| {
+        .watches_shared_stream(
+            super::dependent_changes(ctx.domain_changes_from_now()),
+            move |d: Arc<Domain>| {
                 // consumer or provider: re-decide all that name it (cheap, rare)
                 let name = d.name_any();
                 on(&s3, |a| {
@@ -122,12 +116,9 @@ pub async fn run(ctx: Arc<Context>) {
                 })
             },
         )
-        .watches_stream(
-            related(
-                Api::<AgreementApproval>::all(ctx.client.clone()),
-                ctx.agreement_sweep.clone(),
-            ),
-            move |ap: AgreementApproval| {
+        .watches_shared_stream(
+            super::dependent_changes(ctx.approval_changes_from_now()),
+            move |ap: Arc<AgreementApproval>| {
                 let r = &ap.spec.agreement;
                 on(&s4, |a| {
                     a.namespace().as_deref() == Some(r.namespace.as_str()) && a.name_any() == r.name
@@ -142,63 +133,6 @@ pub async fn run(ctx: Arc<Context>) {
     drain("DataSharingAgreement", stream).await;
     gauge.abort();
     policy_changes.abort();
-}
-
-/// The changes of a kind agreements depend on (licences, domains,
-/// approvals) that can change a decision: a new object, a new spec (a new
-/// generation), a deletion. Their status writes pass nothing. The first
-/// list passes nothing either: every agreement is decided once the
-/// agreements' own first list is in (the sweep). A relist after a watch
-/// restart asks for a sweep if it differs from what the watch had seen,
-/// since a change may have happened while it was down.
-fn related<K>(
-    api: Api<K>,
-    sweep: Arc<crate::sweep::Sweep>,
-) -> impl futures::Stream<Item = std::result::Result<K, kube::runtime::watcher::Error>> + Send
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default,
-{
-    use kube::runtime::watcher::Event as Watch;
-    use std::collections::HashMap;
-    type Seen = HashMap<(Option<String>, String), Option<i64>>;
-    let key = |o: &K| {
-        (
-            o.meta().namespace.clone(),
-            o.meta().name.clone().unwrap_or_default(),
-        )
-    };
-    let (mut seen, mut listing, mut listed) = (Seen::new(), Seen::new(), false);
-    kube::runtime::watcher(api, crate::controller::watch_config())
-        .default_backoff()
-        .filter_map(move |event| {
-            std::future::ready(match event {
-                Ok(Watch::Apply(o)) => {
-                    let generation = o.meta().generation;
-                    (seen.insert(key(&o), generation) != Some(generation)).then_some(Ok(o))
-                }
-                Ok(Watch::Delete(o)) => {
-                    seen.remove(&key(&o));
-                    Some(Ok(o))
-                }
-                Ok(Watch::Init) => {
-                    listing.clear();
-                    None
-                }
-                Ok(Watch::InitApply(o)) => {
-                    listing.insert(key(&o), o.meta().generation);
-                    None
-                }
-                Ok(Watch::InitDone) => {
-                    if std::mem::replace(&mut listed, true) && listing != seen {
-                        sweep.request();
-                    }
-                    seen = std::mem::take(&mut listing);
-                    None
-                }
-                Err(error) => Some(Err(error)),
-            })
-        })
 }
 
 /// How often the cache is scanned for Active agreements whose end has come.

@@ -10,6 +10,8 @@ pub mod product;
 
 use crate::context::Context;
 use crate::error::Error;
+use futures::StreamExt;
+use kube::Resource;
 use kube::runtime::controller::Action;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +57,22 @@ where
             Err(_) => continue,
         }
     }
+}
+
+/// The changes of a cache that can change what depends on the object (see
+/// [`crate::context::Change::reaches_dependents`]), for a controller's
+/// watch of a kind its objects depend on. From the cache the reconcilers
+/// read, so a reconcile sees what triggered it, and not its first list:
+/// each controller goes through all its objects at start anyway.
+pub(crate) fn dependent_changes<K>(
+    changes: impl futures::Stream<Item = crate::context::Change<K>> + Send + 'static,
+) -> impl futures::Stream<Item = Arc<K>> + Send + 'static
+where
+    K: Resource + Send + Sync + 'static,
+{
+    changes
+        .filter(|c| std::future::ready(c.reaches_dependents()))
+        .map(|c| c.now)
 }
 
 /// Drops what a cached object never needs and what costs the most memory at

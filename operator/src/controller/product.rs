@@ -3,7 +3,7 @@
 //! Ready with a reason. A Domain, Licence or input product appearing or
 //! changing requeues the products that depend on it.
 
-use super::{drain, error_policy, instrumented};
+use super::{dependent_changes, drain, error_policy, instrumented};
 use crate::context::Context;
 use crate::{Result, checks, status};
 use datamesh_crds::condition::{self, READY};
@@ -19,21 +19,33 @@ use std::sync::Arc;
 /// Runs the DataProduct controller.
 pub async fn run(ctx: Arc<Context>) {
     // The one products cache (the catalog's too): no watch of its own.
+    // Every product is reconciled at start by a sweep, a window at a time
+    // (crate::sweep); then each change of a product reconciles it.
     let products = ctx.stores.products.clone();
-    let controller = Controller::for_shared_stream(ctx.product_changes(), products.clone());
+    let sweep = ctx.product_sweep.clone();
+    let changes = ctx.product_changes_from_now().map(move |c| {
+        if c.deleted {
+            sweep.started(&*c.now);
+        }
+        c.now
+    });
+    let controller = Controller::for_shared_stream(changes, products.clone())
+        .reconcile_on(ctx.product_sweep.clone().stream(products.clone()));
+    // the products cache is complete before any controller starts
+    ctx.product_sweep.request();
     let by_domain = products.clone();
     let by_licence = products.clone();
     let by_input = products;
     let stream = controller
-        .watches(
-            Api::<Domain>::all(ctx.client.clone()),
-            crate::controller::watch_config(),
-            move |d| dependents(&by_domain, |p| p.spec.domain == d.name_any()),
+        // a domain or licence appearing, going or changing its spec; from
+        // the caches the checks read, so a reconcile sees what triggered it
+        .watches_shared_stream(
+            dependent_changes(ctx.domain_changes_from_now()),
+            move |d: Arc<Domain>| dependents(&by_domain, |p| p.spec.domain == d.name_any()),
         )
-        .watches(
-            Api::<Licence>::all(ctx.client.clone()),
-            crate::controller::watch_config(),
-            move |l| dependents(&by_licence, |p| p.spec.licence == l.name_any()),
+        .watches_shared_stream(
+            dependent_changes(ctx.licence_changes_from_now()),
+            move |l: Arc<Licence>| dependents(&by_licence, |p| p.spec.licence == l.name_any()),
         )
         // an input appearing or going; its status writes change nothing here
         .watches_shared_stream(
@@ -76,6 +88,7 @@ pub const FINALIZER: &str = "datamesh.dev/revoke-agreements";
 #[tracing::instrument(skip_all, fields(kind = "DataProduct", name = %product.name_any(), namespace = product.namespace()))]
 async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, "DataProduct", async {
+        ctx.product_sweep.started(&*product);
         let ns = product
             .namespace()
             .ok_or(crate::Error::MissingField("metadata.namespace"))?;
