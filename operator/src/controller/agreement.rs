@@ -87,9 +87,7 @@ pub async fn run(ctx: Arc<Context>) {
         // every agreement is decided at start: only later changes matter,
         // and of those only the ones a decision reads
         .watches_shared_stream(
-            ctx.product_changes_from_now()
-                .filter(|c| std::future::ready(c.reaches_dependents()))
-                .map(|c| c.now),
+            super::dependent_changes(ctx.product_changes_from_now()),
             move |p: Arc<DataProduct>| {
                 by_product.agreements(&p.namespace().unwrap_or_default(), &p.name_any())
             },

@@ -49,9 +49,7 @@ pub async fn run(ctx: Arc<Context>) {
         )
         // an input appearing or going; its status writes change nothing here
         .watches_shared_stream(
-            ctx.product_changes_from_now()
-                .filter(|c| std::future::ready(c.reaches_dependents()))
-                .map(|c| c.now),
+            dependent_changes(ctx.product_changes_from_now()),
             move |input: Arc<DataProduct>| {
                 let (ns, name) = (input.namespace().unwrap_or_default(), input.name_any());
                 dependents(&by_input, |p| {
