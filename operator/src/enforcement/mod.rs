@@ -103,6 +103,15 @@ pub struct Granted {
     pub summary: String,
 }
 
+/// How the credentials Secret's name was claimed for a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Created now, already holding the new credentials.
+    Created,
+    /// It was already this agreement's: rewritten once the role holds.
+    Ours,
+}
+
 /// Labels of the enforcement counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
@@ -382,19 +391,6 @@ impl Enforcement {
                 let admin = self.admin(namespace, port).await?;
                 let role = postgres::role_name(&uid);
                 let password = random_password();
-                postgres::grant(
-                    &admin,
-                    &postgres::RoleGrant {
-                        role: &role,
-                        label: &role_label(dsa),
-                        password: &password,
-                        valid_until: until,
-                        schema: &port.schema,
-                        table: &port.table,
-                        columns: fields,
-                    },
-                )
-                .await?;
                 let table = format!("{}.{}", port.schema, port.table);
                 let data = [
                     ("host", admin.host.clone()),
@@ -406,12 +402,34 @@ impl Enforcement {
                     ("table", table.clone()),
                     ("fields", fields.join(",")),
                 ];
-                if let Err(e) = self.write_secret(dsa, &secret, &data).await {
-                    if matches!(e, EnforcementError::SecretConflict(_)) {
-                        // nobody may use a role whose credentials could not be handed over
-                        postgres::revoke(&admin, &role).await?;
+                // The Secret's name is claimed before the role is touched: a
+                // name taken by someone else fails the grant without ever
+                // creating a role whose password nobody holds.
+                let claim = self.claim_secret(dsa, &secret, &data).await?;
+                let granted = postgres::grant(
+                    &admin,
+                    &postgres::RoleGrant {
+                        role: &role,
+                        label: &role_label(dsa),
+                        password: &password,
+                        valid_until: until,
+                        schema: &port.schema,
+                        table: &port.table,
+                        columns: fields,
+                    },
+                )
+                .await;
+                match (granted, claim) {
+                    (Ok(()), Claim::Created) => {}
+                    (Ok(()), Claim::Ours) => self.replace_secret(dsa, &secret, &data).await?,
+                    (Err(e), Claim::Created) => {
+                        // no credentials are left for a grant that did not happen
+                        if let Err(d) = self.delete_secret(dsa).await {
+                            tracing::warn!(error = %d, "cannot remove the credentials of a failed grant; the next attempt rewrites them");
+                        }
+                        return Err(e.into());
                     }
-                    return Err(e);
+                    (Err(e), Claim::Ours) => return Err(e.into()),
                 }
                 Ok(Granted {
                     summary: format!(
@@ -425,12 +443,71 @@ impl Enforcement {
         }
     }
 
-    async fn write_secret(
+    /// Creates the credentials Secret, or finds it already this agreement's
+    /// (an earlier attempt's). The common case, a first grant, is one
+    /// request: create. A Secret of that name that is not the agreement's
+    /// is [`EnforcementError::SecretConflict`] and stays as it is.
+    async fn claim_secret(
+        &self,
+        dsa: &DataSharingAgreement,
+        name: &str,
+        data: &[(&str, String)],
+    ) -> Result<Claim, EnforcementError> {
+        let (api, secret) = self.credentials(dsa, name, data)?;
+        let create = PostParams {
+            field_manager: Some(crate::MANAGER.into()),
+            ..Default::default()
+        };
+        match api.create(&create, &secret).await {
+            Ok(_) => {
+                self.metrics.wrote("Secret", "credentials");
+                return Ok(Claim::Created);
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let uid = dsa
+            .uid()
+            .ok_or(EnforcementError::MissingField("metadata.uid"))?;
+        match api.get_opt(name).await? {
+            Some(existing) if !owned_by(&existing, &uid) => {
+                Err(EnforcementError::SecretConflict(name.to_string()))
+            }
+            // gone again since the create: the replace below recreates it
+            _ => Ok(Claim::Ours),
+        }
+    }
+
+    /// Rewrites this agreement's credentials Secret (server-side apply).
+    async fn replace_secret(
         &self,
         dsa: &DataSharingAgreement,
         name: &str,
         data: &[(&str, String)],
     ) -> Result<(), EnforcementError> {
+        let (api, secret) = self.credentials(dsa, name, data)?;
+        let mut value = serde_json::to_value(&secret).map_err(|_| {
+            EnforcementError::MissingField("a serialisable Secret") // unreachable in practice
+        })?;
+        value["apiVersion"] = "v1".into();
+        value["kind"] = "Secret".into();
+        api.patch(
+            name,
+            &PatchParams::apply(crate::MANAGER).force(),
+            &Patch::Apply(&value),
+        )
+        .await?;
+        self.metrics.wrote("Secret", "credentials");
+        Ok(())
+    }
+
+    /// The credentials Secret of `dsa`, owned by it, and the API of its namespace.
+    fn credentials(
+        &self,
+        dsa: &DataSharingAgreement,
+        name: &str,
+        data: &[(&str, String)],
+    ) -> Result<(Api<Secret>, Secret), EnforcementError> {
         let ns = dsa
             .namespace()
             .ok_or(EnforcementError::MissingField("metadata.namespace"))?;
@@ -453,43 +530,7 @@ impl Enforcement {
             AGREEMENT_LABEL.to_string(),
             dsa.name_any(),
         )]));
-        let api = Api::<Secret>::namespaced(self.client.clone(), &ns);
-        // The common case, a first grant, is one request: create. Only when
-        // a Secret of that name exists is it read, and replaced only if it
-        // is this agreement's.
-        let create = PostParams {
-            field_manager: Some(crate::MANAGER.into()),
-            ..Default::default()
-        };
-        match api.create(&create, &secret).await {
-            Ok(_) => {
-                self.metrics.wrote("Secret", "credentials");
-                return Ok(());
-            }
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-        let uid = dsa
-            .uid()
-            .ok_or(EnforcementError::MissingField("metadata.uid"))?;
-        if let Some(existing) = api.get_opt(name).await?
-            && !owned_by(&existing, &uid)
-        {
-            return Err(EnforcementError::SecretConflict(name.to_string()));
-        }
-        let mut value = serde_json::to_value(&secret).map_err(|_| {
-            EnforcementError::MissingField("a serialisable Secret") // unreachable in practice
-        })?;
-        value["apiVersion"] = "v1".into();
-        value["kind"] = "Secret".into();
-        api.patch(
-            name,
-            &PatchParams::apply(crate::MANAGER).force(),
-            &Patch::Apply(&value),
-        )
-        .await?;
-        self.metrics.wrote("Secret", "credentials");
-        Ok(())
+        Ok((Api::namespaced(self.client.clone(), &ns), secret))
     }
 
     /// Ends the agreement's grant and deletes its credentials Secret. Safe to
