@@ -467,37 +467,17 @@ async fn http_api_is_read_only_and_names_bad_parameters() -> anyhow::Result<()> 
             "{body}"
         );
     }
-    // the catalogue lists both; the open DCAT export only the open one
+    // the catalogue lists both once both are published (each in its own
+    // reconcile, so wait for both) ...
     let buses = format!("{}/buses", w.provider_ns);
     let fares = format!("{}/fares", w.provider_ns);
-    let dcat = wait_for(WAIT, || {
-        let base = &base;
-        let buses = &buses;
+    wait_for(WAIT, || {
+        let (base, buses, fares) = (&base, &buses, &fares);
         async move {
-            let v = get_json(&format!("{base}/api/v1/catalog/dcat"))
-                .await
-                .ok()?;
-            v.to_string().contains(buses.as_str()).then_some(v)
-        }
-    })
-    .await?;
-    assert_eq!(dcat["@type"], "dcat:Catalog");
-    assert!(
-        !dcat.to_string().contains(&fares),
-        "restricted product exported: {dcat}"
-    );
-    // the admin Secret's name as a JSON string (a namespace such as
-    // `transport-db12ab` may contain the bare text)
-    let text = dcat.to_string();
-    assert!(
-        !text.contains("\"transport-db\"") && !text.contains("adminSecretRef"),
-        "credentials exported: {text}"
-    );
-    let catalog = get_json(&format!("{base}/api/v1/catalog")).await?;
-    let names: Vec<String> = catalog["items"]
-        .as_array()
-        .map(|a| {
-            a.iter()
+            let catalog = get_json(&format!("{base}/api/v1/catalog")).await.ok()?;
+            let names: Vec<String> = catalog["items"]
+                .as_array()?
+                .iter()
                 .map(|p| {
                     format!(
                         "{}/{}",
@@ -505,12 +485,26 @@ async fn http_api_is_read_only_and_names_bad_parameters() -> anyhow::Result<()> 
                         p["name"].as_str().unwrap_or("")
                     )
                 })
-                .collect()
-        })
-        .unwrap_or_default();
+                .collect();
+            (names.contains(buses) && names.contains(fares)).then_some(())
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("catalogue never listed {buses} and {fares}: {e}"))?;
+    // ... and the open DCAT export only the open one
+    let dcat = get_json(&format!("{base}/api/v1/catalog/dcat")).await?;
+    assert_eq!(dcat["@type"], "dcat:Catalog");
+    let text = dcat.to_string();
+    assert!(text.contains(&buses), "open product not exported: {text}");
     assert!(
-        names.contains(&buses) && names.contains(&fares),
-        "{names:?}"
+        !text.contains(&fares),
+        "restricted product exported: {text}"
+    );
+    // the admin Secret's name as a JSON string (a namespace such as
+    // `transport-db12ab` may contain the bare text)
+    assert!(
+        !text.contains("\"transport-db\"") && !text.contains("adminSecretRef"),
+        "credentials exported: {text}"
     );
     op.kill().await?;
     w.cleanup().await;
