@@ -16,6 +16,7 @@ use sqlx::QueryBuilder;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Records read per round trip while verifying.
 const PAGE: i64 = 1000;
+
+/// Keys looked up, or records inserted, per statement of an append: at 16
+/// parameters a record, far below SQLite's and PostgreSQL's limits.
+const CHUNK: usize = 256;
 
 /// Errors of the audit store.
 #[derive(Debug, thiserror::Error)]
@@ -199,8 +204,10 @@ impl AuditStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// One transaction: for each record, find it by key or chain it to the
-    /// last record and insert it.
+    /// One transaction: find the records already stored by their keys,
+    /// chain each new one to the last record, insert them. A few statements
+    /// per batch, not two per record: with SQLite each statement is a round
+    /// trip to its worker thread, with PostgreSQL one over the network.
     async fn write_batch(&self, records: &[&NewRecord]) -> Result<Vec<Appended>, AuditError> {
         let now = jiff::Timestamp::now();
         on_pool!(&self.pool, p => {
@@ -209,12 +216,26 @@ impl AuditStore {
                 sqlx::query_as("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
                     .fetch_optional(&mut *tx)
                     .await?;
+            let mut keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let mut stored: HashMap<String, i64> = HashMap::new();
+            for chunk in keys.chunks(CHUNK) {
+                let mut q = QueryBuilder::<DB>::new(
+                    "SELECT idempotency_key, seq FROM audit_records WHERE idempotency_key IN (",
+                );
+                let mut list = q.separated(", ");
+                for key in chunk {
+                    list.push_bind(key.to_string());
+                }
+                list.push_unseparated(")");
+                let found: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                stored.extend(found);
+            }
             let mut results = Vec::with_capacity(records.len());
+            let mut rows = Vec::new();
             for new in records {
-                let mut q = QueryBuilder::<DB>::new("SELECT seq FROM audit_records WHERE idempotency_key = ");
-                q.push_bind(new.key.clone());
-                let existing: Option<(i64,)> = q.build_query_as().fetch_optional(&mut *tx).await?;
-                if let Some((seq,)) = existing {
+                if let Some(&seq) = stored.get(&new.key) {
                     results.push(Appended::Existing(seq));
                     continue;
                 }
@@ -223,12 +244,23 @@ impl AuditStore {
                     None => (1, super::record::GENESIS.to_string()),
                 };
                 let r = AuditRecord::chained(new, seq, now, &prev);
-                let hash = r.hash.clone();
+                last = Some((seq, r.hash.clone()));
+                // a second record of the same key in this batch finds this one
+                stored.insert(new.key.clone(), seq);
+                results.push(Appended::New(seq));
+                rows.push(r);
+            }
+            let mut rows = rows.into_iter();
+            loop {
+                let chunk: Vec<AuditRecord> = rows.by_ref().take(CHUNK).collect();
+                if chunk.is_empty() {
+                    break;
+                }
                 let mut q = QueryBuilder::<DB>::new(
                     "INSERT INTO audit_records (seq, idempotency_key, at, at_us, kind, actor, agreement, \
                      agreement_uid, product, consumer, provider, purpose, outcome, detail, prev_hash, hash) ",
                 );
-                q.push_values([r], |mut b, r| {
+                q.push_values(chunk, |mut b, r| {
                     b.push_bind(r.seq)
                         .push_bind(r.key)
                         .push_bind(r.at)
@@ -247,8 +279,6 @@ impl AuditStore {
                         .push_bind(r.hash);
                 });
                 q.build().execute(&mut *tx).await?;
-                last = Some((seq, hash));
-                results.push(Appended::New(seq));
             }
             tx.commit().await?;
             Ok(results)
@@ -403,6 +433,33 @@ mod tests {
             store.append(&rec("c", "transport/bus")).await?,
             Appended::New(3)
         );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_a_statement_keeps_order_and_finds_repeats()
+    -> Result<(), AuditError> {
+        let (dir, url) = temp_url("batch");
+        let store = AuditStore::open(&url).await?;
+        store.append(&rec("k-7", "transport/bus")).await?;
+        // more records than one statement takes, one stored already and one
+        // repeated within the batch
+        let mut batch: Vec<NewRecord> = (0..CHUNK * 2 + 10)
+            .map(|i| rec(&format!("k-{i}"), "transport/bus"))
+            .collect();
+        batch.push(rec("k-3", "transport/bus"));
+        let refs: Vec<&NewRecord> = batch.iter().collect();
+        let results = store.write_batch(&refs).await?;
+        assert_eq!(results.len(), batch.len());
+        assert_eq!(results.get(7), Some(&Appended::Existing(1)));
+        assert_eq!(results.get(3), Some(&Appended::New(5)));
+        assert_eq!(results.last(), Some(&Appended::Existing(5)));
+        let all = store.query(&Filter::default()).await?;
+        assert_eq!(all.len(), CHUNK * 2 + 10);
+        assert!(all.iter().zip(1..).all(|(r, seq)| r.seq == seq));
+        assert!(store.verify().await?.ok);
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
         Ok(())
