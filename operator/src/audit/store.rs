@@ -229,7 +229,10 @@ impl AuditStore {
                     list.push_bind(key.to_string());
                 }
                 list.push_unseparated(")");
-                let found: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                // not kept prepared: the text differs with each batch's size,
+                // and a cached statement per size would hold memory for nothing
+                let found: Vec<(String, i64)> =
+                    q.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                 stored.extend(found);
             }
             let mut results = Vec::with_capacity(records.len());
@@ -278,7 +281,7 @@ impl AuditStore {
                         .push_bind(r.prev_hash)
                         .push_bind(r.hash);
                 });
-                q.build().execute(&mut *tx).await?;
+                q.build().persistent(false).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(results)
