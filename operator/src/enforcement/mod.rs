@@ -405,7 +405,8 @@ impl Enforcement {
                 // The Secret's name is claimed before the role is touched: a
                 // name taken by someone else fails the grant without ever
                 // creating a role whose password nobody holds.
-                let claim = self.claim_secret(dsa, &secret, &data).await?;
+                let (api, credentials) = self.credentials(dsa, &secret, &data)?;
+                let claim = self.claim_secret(&api, &credentials, &uid).await?;
                 let granted = postgres::grant(
                     &admin,
                     &postgres::RoleGrant {
@@ -421,11 +422,16 @@ impl Enforcement {
                 .await;
                 match (granted, claim) {
                     (Ok(()), Claim::Created) => {}
-                    (Ok(()), Claim::Ours) => self.replace_secret(dsa, &secret, &data).await?,
+                    (Ok(()), Claim::Ours) => self.replace_secret(&api, &credentials).await?,
                     (Err(e), Claim::Created) => {
-                        // no credentials are left for a grant that did not happen
-                        if let Err(d) = self.delete_secret(dsa).await {
-                            tracing::warn!(error = %d, "cannot remove the credentials of a failed grant; the next attempt rewrites them");
+                        // no credentials are left for a grant that did not
+                        // happen; the Secret was created just now, so it is ours
+                        match api.delete(&secret, &DeleteParams::default()).await {
+                            Ok(_) => self.metrics.wrote("Secret", "delete"),
+                            Err(kube::Error::Api(e)) if e.code == 404 => {}
+                            Err(d) => {
+                                tracing::warn!(error = %d, "cannot remove the credentials of a failed grant; the next attempt rewrites them")
+                            }
                         }
                         return Err(e.into());
                     }
@@ -449,16 +455,15 @@ impl Enforcement {
     /// is [`EnforcementError::SecretConflict`] and stays as it is.
     async fn claim_secret(
         &self,
-        dsa: &DataSharingAgreement,
-        name: &str,
-        data: &[(&str, String)],
+        api: &Api<Secret>,
+        secret: &Secret,
+        uid: &str,
     ) -> Result<Claim, EnforcementError> {
-        let (api, secret) = self.credentials(dsa, name, data)?;
         let create = PostParams {
             field_manager: Some(crate::MANAGER.into()),
             ..Default::default()
         };
-        match api.create(&create, &secret).await {
+        match api.create(&create, secret).await {
             Ok(_) => {
                 self.metrics.wrote("Secret", "credentials");
                 return Ok(Claim::Created);
@@ -466,11 +471,9 @@ impl Enforcement {
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
-        let uid = dsa
-            .uid()
-            .ok_or(EnforcementError::MissingField("metadata.uid"))?;
+        let name = secret.metadata.name.as_deref().unwrap_or_default();
         match api.get_opt(name).await? {
-            Some(existing) if !owned_by(&existing, &uid) => {
+            Some(existing) if !owned_by(&existing, uid) => {
                 Err(EnforcementError::SecretConflict(name.to_string()))
             }
             // gone again since the create: the replace below recreates it
@@ -481,12 +484,11 @@ impl Enforcement {
     /// Rewrites this agreement's credentials Secret (server-side apply).
     async fn replace_secret(
         &self,
-        dsa: &DataSharingAgreement,
-        name: &str,
-        data: &[(&str, String)],
+        api: &Api<Secret>,
+        secret: &Secret,
     ) -> Result<(), EnforcementError> {
-        let (api, secret) = self.credentials(dsa, name, data)?;
-        let mut value = serde_json::to_value(&secret).map_err(|_| {
+        let name = secret.metadata.name.as_deref().unwrap_or_default();
+        let mut value = serde_json::to_value(secret).map_err(|_| {
             EnforcementError::MissingField("a serialisable Secret") // unreachable in practice
         })?;
         value["apiVersion"] = "v1".into();
