@@ -4,11 +4,11 @@
 //! agreement is ~1.1 KB inline plus ~40 small strings, ~2.8 KB in all. The
 //! cached copy keeps typed only what is read across the whole cache —
 //! metadata, the consumer, the product, the phase and the end of access —
-//! and packs the spec and status into one LZ4 block against a dictionary
-//! (the first agreement in the same phase), a few hundred bytes. A
+//! and packs the spec and status ([`crate::packed`]), a few hundred bytes. A
 //! reconcile unpacks the full agreement it decides on
 //! ([`CachedAgreement::expand`], a few µs).
 
+use crate::packed::{Dictionary, PackError, Packed, name_of};
 use datamesh_crds::agreement::{
     AgreementPhase, DataSharingAgreementSpec, DataSharingAgreementStatus,
 };
@@ -17,7 +17,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
 /// A cached agreement: [`DataSharingAgreement`] with its spec and status
 /// packed. Deserialises from an agreement, so a watch of this type reads
@@ -37,30 +36,16 @@ pub struct CachedAgreement {
     packed: Packed,
 }
 
-/// Spec and status as an LZ4 block of their JSON, against the dictionary
-/// of slot `dict` (see [`dictionary`]).
-#[derive(Clone)]
-struct Packed {
-    dict: u8,
-    bytes: Box<[u8]>,
-}
+/// One dictionary per phase (and one for agreements without a status):
+/// agreements of one phase share most of their text — the operator's
+/// phrases for that phase, and what a deployment repeats (licence, policy
+/// messages, store address).
+static DICTIONARIES: [Dictionary; 7] = [const { Dictionary::new() }; 7];
 
-impl std::fmt::Debug for Packed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Packed({} bytes)", self.bytes.len())
-    }
-}
+const KIND: &str = "DataSharingAgreement";
 
-/// One dictionary per phase (and one for agreements without a status): the
-/// JSON of the first agreement in that phase this process packs. Agreements
-/// of one phase share most of their text — field names, the operator's
-/// phrases, and what a deployment repeats (licence, policy messages, store
-/// address) — so each packs to the little that is its own. Set once, never
-/// replaced: a block names the slot it was packed against.
-static DICTIONARIES: [OnceLock<Vec<u8>>; 7] = [const { OnceLock::new() }; 7];
-
-fn slot(phase: Option<AgreementPhase>) -> u8 {
-    match phase {
+fn dictionary(phase: Option<AgreementPhase>) -> &'static Dictionary {
+    let slot = match phase {
         None => 0,
         Some(AgreementPhase::Pending) => 1,
         Some(AgreementPhase::PendingApproval) => 2,
@@ -68,21 +53,8 @@ fn slot(phase: Option<AgreementPhase>) -> u8 {
         Some(AgreementPhase::Denied) => 4,
         Some(AgreementPhase::Expired) => 5,
         Some(AgreementPhase::Revoked) => 6,
-    }
-}
-
-/// The dictionary of `slot`, learned from `json` if it has none yet.
-fn dictionary(slot: u8, json: &[u8]) -> &'static [u8] {
-    DICTIONARIES[usize::from(slot)].get_or_init(|| json.to_vec())
-}
-
-/// The dictionary a block of `slot` was packed against (set before it was).
-fn dictionary_of(slot: u8) -> &'static [u8] {
-    DICTIONARIES
-        .get(usize::from(slot))
-        .and_then(OnceLock::get)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    };
+    &DICTIONARIES[slot]
 }
 
 /// The packed part, as written.
@@ -101,27 +73,6 @@ struct Body {
     status: Option<DataSharingAgreementStatus>,
 }
 
-/// A cached agreement could not be packed or unpacked.
-#[derive(Debug, thiserror::Error)]
-pub enum PackError {
-    /// Its spec or status did not (de)serialise.
-    #[error("cached agreement {name}: {source}")]
-    Json {
-        /// `namespace/name`.
-        name: String,
-        /// The cause.
-        source: serde_json::Error,
-    },
-    /// Its packed block did not decompress.
-    #[error("cached agreement {name}: {source}")]
-    Lz4 {
-        /// `namespace/name`.
-        name: String,
-        /// The cause.
-        source: lz4_flex::block::DecompressError,
-    },
-}
-
 impl TryFrom<DataSharingAgreement> for CachedAgreement {
     type Error = PackError;
 
@@ -132,19 +83,16 @@ impl TryFrom<DataSharingAgreement> for CachedAgreement {
             spec,
             status,
         } = dsa;
-        let name = || name_of(&metadata);
-        let json = serde_json::to_vec(&BodyRef {
-            spec: &spec,
-            status: &status,
-        })
-        .map_err(|source| PackError::Json {
-            name: name(),
-            source,
-        })?;
         let phase = status.as_ref().and_then(|s| s.phase);
-        let dict = slot(phase);
-        let bytes =
-            lz4_flex::block::compress_prepend_size_with_dict(&json, dictionary(dict, &json));
+        let packed = Packed::pack(
+            &BodyRef {
+                spec: &spec,
+                status: &status,
+            },
+            dictionary(phase),
+            KIND,
+            || name_of(&metadata),
+        )?;
         Ok(Self {
             consumer: spec.consumer,
             product: spec.product,
@@ -153,10 +101,7 @@ impl TryFrom<DataSharingAgreement> for CachedAgreement {
                 .as_ref()
                 .and_then(|s| s.active_until.as_deref())
                 .and_then(|t| t.parse().ok()),
-            packed: Packed {
-                dict,
-                bytes: bytes.into_boxed_slice(),
-            },
+            packed,
             metadata,
         })
     }
@@ -180,35 +125,14 @@ impl CachedAgreement {
     }
 
     fn body(&self) -> Result<Body, PackError> {
-        let name = || name_of(&self.metadata);
-        let json = lz4_flex::block::decompress_size_prepended_with_dict(
-            &self.packed.bytes,
-            dictionary_of(self.packed.dict),
-        )
-        .map_err(|source| PackError::Lz4 {
-            name: name(),
-            source,
-        })?;
-        serde_json::from_slice(&json).map_err(|source| PackError::Json {
-            name: name(),
-            source,
-        })
+        self.packed.unpack(KIND, || name_of(&self.metadata))
     }
 
     /// Bytes the packed spec and status take.
     #[cfg(test)]
     fn packed_len(&self) -> usize {
-        self.packed.bytes.len()
+        self.packed.packed_len()
     }
-}
-
-/// `namespace/name`, for errors.
-fn name_of(meta: &ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default()
-    )
 }
 
 impl Resource for CachedAgreement {

@@ -2,9 +2,10 @@
 //! looks things up in, the Event recorder and the metrics.
 
 use crate::cached_agreement::CachedAgreement;
+use crate::cached_product::CachedProduct;
 use crate::metrics::Metrics;
 use crate::policy_store::PolicyStore;
-use datamesh_crds::{AgreementApproval, DataProduct, Domain, GovernancePolicy, Licence};
+use datamesh_crds::{AgreementApproval, Domain, GovernancePolicy, Licence};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::events::Reporter;
@@ -23,9 +24,9 @@ pub struct Stores {
     pub domains: Store<Domain>,
     /// Every Licence.
     pub licences: Store<Licence>,
-    /// Every DataProduct. The one cache of products: the product controller
-    /// reconciles from it and is triggered by [`Context::product_changes_from_now`] and a sweep of the cache at start.
-    pub products: Store<DataProduct>,
+    /// Every DataProduct, packed (see [`CachedProduct`]). The one cache of
+    /// products: the product controller reconciles from it and is triggered by [`Context::product_changes_from_now`] and a sweep of the cache at start.
+    pub products: Store<CachedProduct>,
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
     /// Every DataSharingAgreement. The most numerous kind has one cache
@@ -64,7 +65,7 @@ pub struct Context {
     /// The same for products (at start).
     pub product_sweep: Arc<crate::sweep::Sweep>,
     agreements_writer: std::sync::Mutex<Option<reflector::store::Writer<CachedAgreement>>>,
-    products_changed: tokio::sync::broadcast::Sender<Change<DataProduct>>,
+    products_changed: tokio::sync::broadcast::Sender<Change<CachedProduct>>,
     domains_changed: tokio::sync::broadcast::Sender<Change<Domain>>,
     licences_changed: tokio::sync::broadcast::Sender<Change<Licence>>,
     approvals_changed: tokio::sync::broadcast::Sender<Change<AgreementApproval>>,
@@ -93,7 +94,7 @@ impl Context {
                 licences_changed.clone(),
             ),
             products: cache_announcing(
-                Api::<DataProduct>::all(client.clone()),
+                Api::<CachedProduct>::all(client.clone()),
                 products_changed.clone(),
             ),
             namespaces: cache(Api::<Namespace>::all(client.clone())),
@@ -156,7 +157,7 @@ impl Context {
     /// anyway and only care about some changes (see [`Change::reaches_dependents`]).
     pub fn product_changes_from_now(
         &self,
-    ) -> impl futures::Stream<Item = Change<DataProduct>> + Send + use<> {
+    ) -> impl futures::Stream<Item = Change<CachedProduct>> + Send + use<> {
         changes(
             self.products_changed.subscribe(),
             self.stores.products.clone(),
@@ -428,6 +429,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datamesh_crds::DataProduct;
     use kube::runtime::watcher::Event;
     use serde_json::json;
 

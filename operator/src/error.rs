@@ -25,9 +25,9 @@ pub enum Error {
     /// A grant or revocation where the data lives failed.
     #[error("enforcement: {0}")]
     Enforcement(#[from] crate::enforcement::EnforcementError),
-    /// A cached agreement could not be unpacked.
+    /// A cached object could not be unpacked.
     #[error("cache: {0}")]
-    Cache(#[from] crate::cached_agreement::PackError),
+    Cache(#[from] crate::packed::PackError),
 }
 
 impl Error {

@@ -15,6 +15,7 @@
 use crate::audit::{AuditStore, Filter};
 use crate::context::Stores;
 use crate::metrics::Metrics;
+use crate::packed::PackError;
 use axum::{
     Json, Router,
     extract::{RawQuery, State as AxState},
@@ -24,7 +25,7 @@ use axum::{
 };
 use datamesh_crds::dcat::{self, CatalogInfo};
 use datamesh_crds::product::LifecycleStage;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -140,28 +141,33 @@ async fn audit_verify(AxState(state): AxState<State>) -> Response {
 }
 
 /// Products in the catalogue: published or deprecated, not being deleted.
-fn listed(stores: &Stores) -> Vec<Arc<datamesh_crds::DataProduct>> {
-    let mut products: Vec<_> = stores
-        .products
-        .state()
-        .into_iter()
-        .filter(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && matches!(
-                    p.spec.lifecycle.stage,
-                    LifecycleStage::Published | LifecycleStage::Deprecated
-                )
-        })
-        .collect();
+fn listed(stores: &Stores) -> Result<Vec<datamesh_crds::DataProduct>, PackError> {
+    let mut products = Vec::new();
+    for cached in stores.products.state() {
+        if cached.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let p = cached.expand()?;
+        if matches!(
+            p.spec.lifecycle.stage,
+            LifecycleStage::Published | LifecycleStage::Deprecated
+        ) {
+            products.push(p);
+        }
+    }
     products.sort_by_key(|p| (p.namespace(), p.name_any()));
-    products
+    Ok(products)
 }
 
 async fn catalog(AxState(state): AxState<State>) -> Response {
     let Some(stores) = state.catalog.get() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "caches not synced");
     };
-    let items: Vec<_> = listed(stores)
+    let listed = match listed(stores) {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let items: Vec<_> = listed
         .iter()
         .map(|p| {
             let s = &p.spec;
@@ -194,7 +200,10 @@ async fn catalog_dcat(AxState(state): AxState<State>) -> Response {
     let Some(stores) = state.catalog.get() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "caches not synced");
     };
-    let products: Vec<_> = listed(stores).iter().map(|p| (**p).clone()).collect();
+    let products = match listed(stores) {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
     let domains: Vec<_> = stores
         .domains
         .state()

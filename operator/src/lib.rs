@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod by_product;
 pub mod cached_agreement;
+pub mod cached_product;
 pub mod checks;
 pub mod context;
 pub mod controller;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod own_writes;
+pub mod packed;
 pub mod policy_store;
 pub mod status;
 pub mod sweep;

@@ -5,6 +5,7 @@
 
 use super::{drain, error_policy, instrumented};
 use crate::cached_agreement::CachedAgreement;
+use crate::cached_product::CachedProduct;
 use crate::context::Context;
 use crate::enforcement::{self, EnforcementError};
 use crate::lifecycle::{self, Answer, Blocked, Facts};
@@ -88,7 +89,7 @@ pub async fn run(ctx: Arc<Context>) {
         // and of those only the ones a decision reads
         .watches_shared_stream(
             super::dependent_changes(ctx.product_changes_from_now()),
-            move |p: Arc<DataProduct>| {
+            move |p: Arc<CachedProduct>| {
                 by_product.agreements(&p.namespace().unwrap_or_default(), &p.name_any())
             },
         )
@@ -99,7 +100,7 @@ pub async fn run(ctx: Arc<Context>) {
                 on(&s2, |a| {
                     products
                         .get(&ObjectRef::new(&a.product.name).within(&a.product.namespace))
-                        .is_some_and(|p| p.spec.licence == name)
+                        .is_some_and(|p| p.licence == name)
                 })
             },
         )
@@ -237,7 +238,8 @@ async fn reconcile(cached: Arc<CachedAgreement>, ctx: Arc<Context>) -> Result<Ac
 struct Inputs {
     consumer: Arc<Domain>,
     provider: Arc<Domain>,
-    product: Arc<DataProduct>,
+    /// Packed: unpacked by the decision that reads it.
+    product: Arc<CachedProduct>,
     licence: Arc<Licence>,
 }
 
@@ -271,7 +273,7 @@ fn gather(
             reason: "ProductNotFound",
             message: format!("DataProduct {} does not exist", spec.product),
         })?;
-    if product.metadata.deletion_timestamp.is_some() {
+    if product.meta().deletion_timestamp.is_some() {
         return Err(Blocked {
             reason: "ProductDeleted",
             message: format!("DataProduct {} is being deleted", spec.product),
@@ -279,13 +281,10 @@ fn gather(
     }
     let provider = stores
         .domains
-        .get(&ObjectRef::new(&product.spec.domain))
+        .get(&ObjectRef::new(&product.domain))
         .ok_or_else(|| Blocked {
             reason: "ProviderNotFound",
-            message: format!(
-                "the product's Domain {} does not exist",
-                product.spec.domain
-            ),
+            message: format!("the product's Domain {} does not exist", product.domain),
         })?;
     if !provider
         .spec
@@ -297,16 +296,16 @@ fn gather(
             reason: "ProductNotOwned",
             message: format!(
                 "DataProduct {} is not in a namespace of Domain {}",
-                spec.product, product.spec.domain
+                spec.product, product.domain
             ),
         });
     }
     let licence = stores
         .licences
-        .get(&ObjectRef::new(&product.spec.licence))
+        .get(&ObjectRef::new(&product.licence))
         .ok_or_else(|| Blocked {
             reason: "LicenceNotFound",
-            message: format!("Licence {} does not exist", product.spec.licence),
+            message: format!("Licence {} does not exist", product.licence),
         })?;
     Ok(Inputs {
         consumer,
@@ -378,6 +377,7 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
     let engine = ctx.policy.engine();
     let decision = match gather(dsa, &ns, ctx) {
         Ok(inputs) => {
+            let product = inputs.product.expand()?;
             let mut request = dsa.spec.clone();
             if phase == AgreementPhase::Active {
                 // measure the grant from when it really started
@@ -386,7 +386,7 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
             let mut input = DecisionInput::new(
                 &inputs.consumer,
                 &inputs.provider,
-                &inputs.product,
+                &product,
                 &inputs.licence,
                 &request,
                 now,
@@ -436,7 +436,7 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
         // Fail closed: Active is written only after the grant holds.
         _enforcing = Some(ctx.enforcement.lock().await);
         let s = &transition.status;
-        let granted = match product_of(dsa, ctx) {
+        let granted = match product_of(dsa, ctx)? {
             // ENFORCEMENT: grant
             Some(product) => {
                 ctx.enforcement
@@ -538,10 +538,12 @@ async fn cleanup(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
 const GRANT_RETRY: Duration = Duration::from_secs(10);
 
 /// The agreement's product, from the cache (also while it is being deleted).
-fn product_of(dsa: &DataSharingAgreement, ctx: &Context) -> Option<Arc<DataProduct>> {
-    ctx.stores
+fn product_of(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Option<DataProduct>> {
+    let cached = ctx
+        .stores
         .products
-        .get(&ObjectRef::new(&dsa.spec.product.name).within(&dsa.spec.product.namespace))
+        .get(&ObjectRef::new(&dsa.spec.product.name).within(&dsa.spec.product.namespace));
+    Ok(cached.map(|p| p.expand()).transpose()?)
 }
 
 /// Revokes the agreement's grant. With `must`, a failure is returned (and the
@@ -549,8 +551,8 @@ fn product_of(dsa: &DataSharingAgreement, ctx: &Context) -> Option<Arc<DataProdu
 /// admin Secret gone), which is logged and announced: then the role still
 /// expires at its VALID UNTIL and convergence drops it once reachable.
 async fn revoke(dsa: &DataSharingAgreement, ctx: &Context, must: bool) -> Result<()> {
-    let product = product_of(dsa, ctx);
-    match ctx.enforcement.revoke(dsa, product.as_deref()).await {
+    let product = product_of(dsa, ctx)?;
+    match ctx.enforcement.revoke(dsa, product.as_ref()).await {
         Ok(()) => Ok(()),
         Err(e) if must && !e.is_unreachable() => {
             publish(ctx, dsa, true, "RevokeFailed", &format!("will retry: {e}")).await;
@@ -571,7 +573,7 @@ fn provider_domain(dsa: &DataSharingAgreement, ctx: &Context) -> Option<String> 
     ctx.stores
         .products
         .get(&ObjectRef::new(&dsa.spec.product.name).within(&dsa.spec.product.namespace))
-        .map(|p| p.spec.domain.clone())
+        .map(|p| p.domain.clone())
 }
 
 async fn publish(

@@ -4,6 +4,7 @@
 //! changing requeues the products that depend on it.
 
 use super::{dependent_changes, drain, error_policy, instrumented};
+use crate::cached_product::CachedProduct;
 use crate::context::Context;
 use crate::{Result, checks, status};
 use datamesh_crds::condition::{self, READY};
@@ -41,23 +42,19 @@ pub async fn run(ctx: Arc<Context>) {
         // the caches the checks read, so a reconcile sees what triggered it
         .watches_shared_stream(
             dependent_changes(ctx.domain_changes_from_now()),
-            move |d: Arc<Domain>| dependents(&by_domain, |p| p.spec.domain == d.name_any()),
+            move |d: Arc<Domain>| dependents(&by_domain, |p| p.domain == d.name_any()),
         )
         .watches_shared_stream(
             dependent_changes(ctx.licence_changes_from_now()),
-            move |l: Arc<Licence>| dependents(&by_licence, |p| p.spec.licence == l.name_any()),
+            move |l: Arc<Licence>| dependents(&by_licence, |p| p.licence == l.name_any()),
         )
         // an input appearing or going; its status writes change nothing here
         .watches_shared_stream(
             dependent_changes(ctx.product_changes_from_now()),
-            move |input: Arc<DataProduct>| {
+            move |input: Arc<CachedProduct>| {
                 let (ns, name) = (input.namespace().unwrap_or_default(), input.name_any());
                 dependents(&by_input, |p| {
-                    p.spec
-                        .provenance
-                        .iter()
-                        .flat_map(|pr| pr.inputs.iter())
-                        .any(|r| r.namespace == ns && r.name == name)
+                    p.inputs.iter().any(|r| r.namespace == ns && r.name == name)
                 })
             },
         )
@@ -69,9 +66,9 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 fn dependents(
-    store: &Store<DataProduct>,
-    pred: impl Fn(&DataProduct) -> bool,
-) -> Vec<ObjectRef<DataProduct>> {
+    store: &Store<CachedProduct>,
+    pred: impl Fn(&CachedProduct) -> bool,
+) -> Vec<ObjectRef<CachedProduct>> {
     store
         .state()
         .into_iter()
@@ -83,10 +80,12 @@ fn dependents(
 /// Finalizer that ends every agreement on a product before it goes away.
 pub const FINALIZER: &str = "datamesh.dev/revoke-agreements";
 
-#[tracing::instrument(skip_all, fields(kind = "DataProduct", name = %product.name_any(), namespace = product.namespace()))]
-async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Action> {
+#[tracing::instrument(skip_all, fields(kind = "DataProduct", name = %cached.name_any(), namespace = cached.namespace()))]
+async fn reconcile(cached: Arc<CachedProduct>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, "DataProduct", async {
-        ctx.product_sweep.started(&*product);
+        ctx.product_sweep.started(&*cached);
+        // checked in full, as the cache last saw it
+        let product = Arc::new(cached.expand()?);
         let ns = product
             .namespace()
             .ok_or(crate::Error::MissingField("metadata.namespace"))?;

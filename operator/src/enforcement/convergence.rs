@@ -10,8 +10,10 @@
 use super::{Grantor, postgres};
 use crate::cached_agreement::CachedAgreement;
 use crate::context::Context;
+use datamesh_crds::product::PostgresPort;
 use datamesh_crds::{AgreementPhase, DataProduct, DataSharingAgreement};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,18 +94,37 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
         .filter_map(|a| Some((postgres::role_name(&a.uid()?), &**a)))
         .collect();
 
-    // every database, once, with a product that reaches it (for Events)
+    // every database, once, with a product that reaches it (for Events);
+    // and each product's grantor, unpacked once a pass
+    let products = ctx.stores.products.state();
+    let mut grantors: BTreeMap<(&str, &str), (String, PostgresPort)> = BTreeMap::new();
     let mut targets: BTreeMap<String, (postgres::Admin, Arc<DataProduct>)> = BTreeMap::new();
-    for product in ctx.stores.products.state() {
+    for cached in &products {
+        let product = match cached.expand() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "convergence skips a product");
+                continue;
+            }
+        };
         let Ok(Grantor::Postgres { namespace, port }) = Grantor::for_product(&product) else {
             continue;
         };
+        let (Some(ns), Some(name)) = (
+            cached.meta().namespace.as_deref(),
+            cached.meta().name.as_deref(),
+        ) else {
+            continue;
+        };
+        grantors.insert((ns, name), (namespace.clone(), port.clone()));
         match enf.admin(&namespace, &port).await {
             Ok(admin) => {
-                targets.entry(admin.target()).or_insert((admin, product));
+                targets
+                    .entry(admin.target())
+                    .or_insert_with(|| (admin, Arc::new(product)));
             }
             Err(e) => {
-                tracing::debug!(product = %product.name_any(), error = %e, "convergence skips a product")
+                tracing::debug!(product = %name, error = %e, "convergence skips a product")
             }
         }
     }
@@ -193,17 +214,14 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     let window = secret_window(live.len(), enf.next_secret_window(SECRET_CHECKS_PER_PASS));
     for (i, a) in live.into_iter().enumerate() {
         let Some(uid) = a.uid() else { continue };
-        let Some(product) = ctx.stores.products.get(
-            &kube::runtime::reflector::ObjectRef::new(&a.product.name).within(&a.product.namespace),
-        ) else {
-            continue;
-        };
-        let Ok(Grantor::Postgres { namespace, port }) = Grantor::for_product(&product) else {
+        let Some((namespace, port)) =
+            grantors.get(&(a.product.namespace.as_str(), a.product.name.as_str()))
+        else {
             continue;
         };
         let key = (namespace.clone(), port.admin_secret_ref.name.clone());
         if !admins.contains_key(&key) {
-            let admin = enf.admin(&namespace, &port).await.ok();
+            let admin = enf.admin(namespace, port).await.ok();
             admins.insert(key.clone(), admin);
         }
         let Some(Some(admin)) = admins.get(&key) else {
@@ -238,6 +256,14 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             .filter(|a| live_active(a, now))
         else {
             continue; // ended since the list was taken
+        };
+        let product = ctx
+            .stores
+            .products
+            .get(&ObjectRef::new(&a.spec.product.name).within(&a.spec.product.namespace))
+            .map(|p| p.expand());
+        let Some(Ok(product)) = product else {
+            continue; // gone since the pass began (or unreadable: logged above)
         };
         let status = a.status.clone().unwrap_or_default();
         // ENFORCEMENT: grant (convergence re-grant)
