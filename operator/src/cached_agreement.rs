@@ -8,15 +8,15 @@
 //! reconcile unpacks the full agreement it decides on
 //! ([`CachedAgreement::expand`], a few µs).
 
-use crate::packed::{Dictionary, PackError, Packed, name_of};
+use crate::packed::{
+    Dictionary, PackError, Packed, SpecAndStatus, SpecAndStatusRef, cached_resource, name_of,
+};
 use datamesh_crds::agreement::{
     AgreementPhase, DataSharingAgreementSpec, DataSharingAgreementStatus,
 };
 use datamesh_crds::{DataSharingAgreement, ObjectRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
+use serde::Deserialize;
 
 /// A cached agreement: [`DataSharingAgreement`] with its spec and status
 /// packed. Deserialises from an agreement, so a watch of this type reads
@@ -57,21 +57,7 @@ fn dictionary(phase: Option<AgreementPhase>) -> &'static Dictionary {
     &DICTIONARIES[slot]
 }
 
-/// The packed part, as written.
-#[derive(Serialize)]
-struct BodyRef<'a> {
-    spec: &'a DataSharingAgreementSpec,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: &'a Option<DataSharingAgreementStatus>,
-}
-
-/// The packed part, as read back.
-#[derive(Deserialize)]
-struct Body {
-    spec: DataSharingAgreementSpec,
-    #[serde(default)]
-    status: Option<DataSharingAgreementStatus>,
-}
+type Body = SpecAndStatus<DataSharingAgreementSpec, DataSharingAgreementStatus>;
 
 impl TryFrom<DataSharingAgreement> for CachedAgreement {
     type Error = PackError;
@@ -85,7 +71,7 @@ impl TryFrom<DataSharingAgreement> for CachedAgreement {
         } = dsa;
         let phase = status.as_ref().and_then(|s| s.phase);
         let packed = Packed::pack(
-            &BodyRef {
+            &SpecAndStatusRef {
                 spec: &spec,
                 status: &status,
             },
@@ -135,33 +121,12 @@ impl CachedAgreement {
     }
 }
 
-impl Resource for CachedAgreement {
-    type DynamicType = ();
-    type Scope = <DataSharingAgreement as Resource>::Scope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        DataSharingAgreement::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        DataSharingAgreement::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        DataSharingAgreement::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        DataSharingAgreement::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+cached_resource!(CachedAgreement, DataSharingAgreement);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::Resource;
     use serde_json::json;
 
     fn agreement(name: &str, status: serde_json::Value) -> DataSharingAgreement {

@@ -10,13 +10,13 @@
 //! catalogue unpacks the products it reads ([`CachedProduct::expand`], a few
 //! µs).
 
-use crate::packed::{Dictionary, PackError, Packed, name_of};
+use crate::packed::{
+    Dictionary, PackError, Packed, SpecAndStatus, SpecAndStatusRef, cached_resource, name_of,
+};
 use datamesh_crds::product::{DataProductSpec, DataProductStatus};
 use datamesh_crds::{DataProduct, ObjectRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
+use serde::Deserialize;
 
 /// A cached product: [`DataProduct`] with its spec and status packed.
 /// Deserialises from a product, so a watch of this type reads the API
@@ -39,21 +39,7 @@ static DICTIONARY: Dictionary = Dictionary::new();
 
 const KIND: &str = "DataProduct";
 
-/// The packed part, as written.
-#[derive(Serialize)]
-struct BodyRef<'a> {
-    spec: &'a DataProductSpec,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: &'a Option<DataProductStatus>,
-}
-
-/// The packed part, as read back.
-#[derive(Deserialize)]
-struct Body {
-    spec: DataProductSpec,
-    #[serde(default)]
-    status: Option<DataProductStatus>,
-}
+type Body = SpecAndStatus<DataProductSpec, DataProductStatus>;
 
 impl TryFrom<DataProduct> for CachedProduct {
     type Error = PackError;
@@ -66,7 +52,7 @@ impl TryFrom<DataProduct> for CachedProduct {
             status,
         } = product;
         let packed = Packed::pack(
-            &BodyRef {
+            &SpecAndStatusRef {
                 spec: &spec,
                 status: &status,
             },
@@ -97,33 +83,12 @@ impl CachedProduct {
     }
 }
 
-impl Resource for CachedProduct {
-    type DynamicType = ();
-    type Scope = <DataProduct as Resource>::Scope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        DataProduct::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        DataProduct::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        DataProduct::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        DataProduct::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+cached_resource!(CachedProduct, DataProduct);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::Resource;
     use serde_json::json;
 
     fn product(name: &str, status: serde_json::Value) -> anyhow::Result<DataProduct> {

@@ -10,7 +10,7 @@
 //! names, the operator's phrases, what a deployment repeats), so each packs
 //! to the little that is its own, a few hundred bytes.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::sync::OnceLock;
 
 /// The JSON blocks of one sort of object are packed against: learned from
@@ -118,6 +118,59 @@ impl Packed {
         self.bytes.len()
     }
 }
+
+/// The part of an object its cached copy packs, as written: spec and status.
+#[derive(Serialize)]
+pub struct SpecAndStatusRef<'a, S, T> {
+    /// `spec`.
+    pub spec: &'a S,
+    /// `status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: &'a Option<T>,
+}
+
+/// The same, as read back (a missing status is None).
+#[derive(Deserialize)]
+pub struct SpecAndStatus<S, T> {
+    /// `spec`.
+    pub spec: S,
+    /// `status`.
+    pub status: Option<T>,
+}
+
+/// Implements [`kube::Resource`] for `$cached`, the cached copy of `$kind`:
+/// the same kind and URLs (so a watch of the cached type reads the API
+/// server's objects), and its own `metadata`.
+macro_rules! cached_resource {
+    ($cached:ty, $kind:ty) => {
+        impl kube::Resource for $cached {
+            type DynamicType = ();
+            type Scope = <$kind as kube::Resource>::Scope;
+
+            fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+                <$kind as kube::Resource>::kind(dt)
+            }
+            fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+                <$kind as kube::Resource>::group(dt)
+            }
+            fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+                <$kind as kube::Resource>::version(dt)
+            }
+            fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+                <$kind as kube::Resource>::plural(dt)
+            }
+            fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(
+                &mut self,
+            ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+pub(crate) use cached_resource;
 
 /// `namespace/name` of an object, for errors.
 pub fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
