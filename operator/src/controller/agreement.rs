@@ -266,13 +266,10 @@ fn gather(
             ),
         });
     }
-    let product = stores
-        .products
-        .get(&ObjectRef::new(&spec.product.name).within(&spec.product.namespace))
-        .ok_or_else(|| Blocked {
-            reason: "ProductNotFound",
-            message: format!("DataProduct {} does not exist", spec.product),
-        })?;
+    let product = cached_product(dsa, ctx).ok_or_else(|| Blocked {
+        reason: "ProductNotFound",
+        message: format!("DataProduct {} does not exist", spec.product),
+    })?;
     if product.meta().deletion_timestamp.is_some() {
         return Err(Blocked {
             reason: "ProductDeleted",
@@ -375,9 +372,11 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
     let answer = answer(dsa, &ns, ctx);
 
     let engine = ctx.policy.engine();
+    // the product as decided on, unpacked once: a grant reads it too
+    let mut decided_product = None;
     let decision = match gather(dsa, &ns, ctx) {
         Ok(inputs) => {
-            let product = inputs.product.expand()?;
+            let product = decided_product.insert(inputs.product.expand()?);
             let mut request = dsa.spec.clone();
             if phase == AgreementPhase::Active {
                 // measure the grant from when it really started
@@ -386,7 +385,7 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
             let mut input = DecisionInput::new(
                 &inputs.consumer,
                 &inputs.provider,
-                &product,
+                product,
                 &inputs.licence,
                 &request,
                 now,
@@ -436,7 +435,9 @@ async fn apply(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
         // Fail closed: Active is written only after the grant holds.
         _enforcing = Some(ctx.enforcement.lock().await);
         let s = &transition.status;
-        let granted = match product_of(dsa, ctx)? {
+        // as decided on, if the cache still holds it
+        let product = decided_product.filter(|_| cached_product(dsa, ctx).is_some());
+        let granted = match product {
             // ENFORCEMENT: grant
             Some(product) => {
                 ctx.enforcement
@@ -537,13 +538,17 @@ async fn cleanup(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Action> {
 /// How long to wait before retrying a failed grant.
 const GRANT_RETRY: Duration = Duration::from_secs(10);
 
-/// The agreement's product, from the cache (also while it is being deleted).
-fn product_of(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Option<DataProduct>> {
-    let cached = ctx
-        .stores
+/// The agreement's product as the cache holds it (also while it is being
+/// deleted).
+fn cached_product(dsa: &DataSharingAgreement, ctx: &Context) -> Option<Arc<CachedProduct>> {
+    ctx.stores
         .products
-        .get(&ObjectRef::new(&dsa.spec.product.name).within(&dsa.spec.product.namespace));
-    Ok(cached.map(|p| p.expand()).transpose()?)
+        .get(&ObjectRef::new(&dsa.spec.product.name).within(&dsa.spec.product.namespace))
+}
+
+/// The same, unpacked.
+fn product_of(dsa: &DataSharingAgreement, ctx: &Context) -> Result<Option<DataProduct>> {
+    Ok(cached_product(dsa, ctx).map(|p| p.expand()).transpose()?)
 }
 
 /// Revokes the agreement's grant. With `must`, a failure is returned (and the
@@ -570,10 +575,7 @@ async fn revoke(dsa: &DataSharingAgreement, ctx: &Context, must: bool) -> Result
 
 /// The provider domain of the agreement's product, from the cache.
 fn provider_domain(dsa: &DataSharingAgreement, ctx: &Context) -> Option<String> {
-    ctx.stores
-        .products
-        .get(&ObjectRef::new(&dsa.spec.product.name).within(&dsa.spec.product.namespace))
-        .map(|p| p.domain.clone())
+    cached_product(dsa, ctx).map(|p| p.domain.clone())
 }
 
 async fn publish(
