@@ -8,9 +8,7 @@
 //! reconcile unpacks the full agreement it decides on
 //! ([`CachedAgreement::expand`], a few µs).
 
-use crate::packed::{
-    Dictionary, PackError, Packed, SpecAndStatus, SpecAndStatusRef, cached_resource, name_of,
-};
+use crate::packed::{Dictionary, PackError, Packed, SpecAndStatus, cached_resource};
 use datamesh_crds::agreement::{
     AgreementPhase, DataSharingAgreementSpec, DataSharingAgreementStatus,
 };
@@ -70,15 +68,7 @@ impl TryFrom<DataSharingAgreement> for CachedAgreement {
             status,
         } = dsa;
         let phase = status.as_ref().and_then(|s| s.phase);
-        let packed = Packed::pack(
-            &SpecAndStatusRef {
-                spec: &spec,
-                status: &status,
-            },
-            dictionary(phase),
-            KIND,
-            || name_of(&metadata),
-        )?;
+        let packed = Packed::spec_and_status(&spec, &status, dictionary(phase), KIND, &metadata)?;
         Ok(Self {
             consumer: spec.consumer,
             product: spec.product,
@@ -111,7 +101,7 @@ impl CachedAgreement {
     }
 
     fn body(&self) -> Result<Body, PackError> {
-        self.packed.unpack(KIND, || name_of(&self.metadata))
+        self.packed.unpack(KIND, &self.metadata)
     }
 
     /// Bytes the packed spec and status take.

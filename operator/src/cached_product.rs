@@ -10,9 +10,7 @@
 //! catalogue unpacks the products it reads ([`CachedProduct::expand`], a few
 //! µs).
 
-use crate::packed::{
-    Dictionary, PackError, Packed, SpecAndStatus, SpecAndStatusRef, cached_resource, name_of,
-};
+use crate::packed::{Dictionary, PackError, Packed, SpecAndStatus, cached_resource};
 use datamesh_crds::product::{DataProductSpec, DataProductStatus};
 use datamesh_crds::{DataProduct, ObjectRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -51,15 +49,7 @@ impl TryFrom<DataProduct> for CachedProduct {
             spec,
             status,
         } = product;
-        let packed = Packed::pack(
-            &SpecAndStatusRef {
-                spec: &spec,
-                status: &status,
-            },
-            &DICTIONARY,
-            KIND,
-            || name_of(&metadata),
-        )?;
+        let packed = Packed::spec_and_status(&spec, &status, &DICTIONARY, KIND, &metadata)?;
         Ok(Self {
             domain: spec.domain,
             licence: spec.licence,
@@ -74,7 +64,7 @@ impl CachedProduct {
     /// The product as the API server sent it (less `managedFields` and
     /// kubectl's last-applied annotation).
     pub fn expand(&self) -> Result<DataProduct, PackError> {
-        let body: Body = self.packed.unpack(KIND, || name_of(&self.metadata))?;
+        let body: Body = self.packed.unpack(KIND, &self.metadata)?;
         Ok(DataProduct {
             metadata: self.metadata.clone(),
             spec: body.spec,

@@ -10,6 +10,7 @@
 //! names, the operator's phrases, what a deployment repeats), so each packs
 //! to the little that is its own, a few hundred bytes.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::sync::OnceLock;
 
@@ -74,16 +75,16 @@ pub enum PackError {
 
 impl Packed {
     /// Packs `value` against `dict` (learning it from `value` if it is new).
-    /// `kind` and `name` name the object in an error.
+    /// `kind` and `meta` name the object in an error.
     pub fn pack<T: Serialize>(
         value: &T,
         dict: &'static Dictionary,
         kind: &'static str,
-        name: impl FnOnce() -> String,
+        meta: &ObjectMeta,
     ) -> Result<Self, PackError> {
         let json = serde_json::to_vec(value).map_err(|source| PackError::Json {
             kind,
-            name: name(),
+            name: name_of(meta),
             source,
         })?;
         let bytes = lz4_flex::block::compress_prepend_size_with_dict(&json, dict.learn(&json));
@@ -93,22 +94,33 @@ impl Packed {
         })
     }
 
+    /// Packs an object's spec and status (read back as [`SpecAndStatus`]).
+    pub fn spec_and_status<S: Serialize, T: Serialize>(
+        spec: &S,
+        status: &Option<T>,
+        dict: &'static Dictionary,
+        kind: &'static str,
+        meta: &ObjectMeta,
+    ) -> Result<Self, PackError> {
+        Self::pack(&SpecAndStatusRef { spec, status }, dict, kind, meta)
+    }
+
     /// The value packed.
     pub fn unpack<T: DeserializeOwned>(
         &self,
         kind: &'static str,
-        name: impl Fn() -> String,
+        meta: &ObjectMeta,
     ) -> Result<T, PackError> {
         let json =
             lz4_flex::block::decompress_size_prepended_with_dict(&self.bytes, self.dict.bytes())
                 .map_err(|source| PackError::Lz4 {
                     kind,
-                    name: name(),
+                    name: name_of(meta),
                     source,
                 })?;
         serde_json::from_slice(&json).map_err(|source| PackError::Json {
             kind,
-            name: name(),
+            name: name_of(meta),
             source,
         })
     }
@@ -121,12 +133,10 @@ impl Packed {
 
 /// The part of an object its cached copy packs, as written: spec and status.
 #[derive(Serialize)]
-pub struct SpecAndStatusRef<'a, S, T> {
-    /// `spec`.
-    pub spec: &'a S,
-    /// `status`.
+struct SpecAndStatusRef<'a, S, T> {
+    spec: &'a S,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: &'a Option<T>,
+    status: &'a Option<T>,
 }
 
 /// The same, as read back (a missing status is None).
@@ -173,7 +183,7 @@ macro_rules! cached_resource {
 pub(crate) use cached_resource;
 
 /// `namespace/name` of an object, for errors.
-pub fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+fn name_of(meta: &ObjectMeta) -> String {
     format!(
         "{}/{}",
         meta.namespace.as_deref().unwrap_or_default(),
@@ -186,15 +196,24 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    /// The metadata of `namespace/name`.
+    fn meta(namespace: &str, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some(namespace.into()),
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        }
+    }
+
     #[test]
     fn unpacks_what_was_packed_and_later_values_pack_against_the_first() -> anyhow::Result<()> {
         static DICT: Dictionary = Dictionary::new();
         let first = json!({"title": "Bus punctuality", "description": "On-time performance of every route, by day", "owner": "transport"});
         let second = json!({"title": "Bus punctuality", "description": "On-time performance of every route, by hour", "owner": "transport"});
-        let a = Packed::pack(&first, &DICT, "Test", || "t/a".into())?;
-        let b = Packed::pack(&second, &DICT, "Test", || "t/b".into())?;
-        assert_eq!(a.unpack::<Value>("Test", || "t/a".into())?, first);
-        assert_eq!(b.unpack::<Value>("Test", || "t/b".into())?, second);
+        let a = Packed::pack(&first, &DICT, "Test", &meta("t", "a"))?;
+        let b = Packed::pack(&second, &DICT, "Test", &meta("t", "b"))?;
+        assert_eq!(a.unpack::<Value>("Test", &meta("t", "a"))?, first);
+        assert_eq!(b.unpack::<Value>("Test", &meta("t", "b"))?, second);
         let json_len = serde_json::to_vec(&second)?.len();
         assert!(
             b.packed_len() * 4 < json_len,
@@ -207,10 +226,10 @@ mod tests {
     #[test]
     fn a_damaged_block_names_the_object() -> anyhow::Result<()> {
         static DICT: Dictionary = Dictionary::new();
-        let mut p = Packed::pack(&json!({"a": 1}), &DICT, "Test", || "t/x".into())?;
+        let mut p = Packed::pack(&json!({"a": 1}), &DICT, "Test", &meta("t", "x"))?;
         p.bytes = vec![0xff; 8].into_boxed_slice();
         let e = p
-            .unpack::<Value>("Test", || "t/x".into())
+            .unpack::<Value>("Test", &meta("t", "x"))
             .err()
             .ok_or_else(|| anyhow::anyhow!("a damaged block unpacked"))?;
         assert!(e.to_string().starts_with("cached Test t/x: "), "{e}");
