@@ -98,7 +98,7 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
     // and each product's grantor, unpacked once a pass
     let products = ctx.stores.products.state();
     let mut grantors: BTreeMap<(&str, &str), (String, PostgresPort)> = BTreeMap::new();
-    let mut targets: BTreeMap<String, (postgres::Admin, Arc<DataProduct>)> = BTreeMap::new();
+    let mut targets: BTreeMap<String, (postgres::Admin, DataProduct)> = BTreeMap::new();
     for cached in &products {
         let product = match cached.expand() {
             Ok(p) => p,
@@ -121,7 +121,7 @@ pub async fn converge_once(ctx: &Context) -> Result<usize, kube::Error> {
             Ok(admin) => {
                 targets
                     .entry(admin.target())
-                    .or_insert_with(|| (admin, Arc::new(product)));
+                    .or_insert_with(|| (admin, product));
             }
             Err(e) => {
                 tracing::debug!(product = %name, error = %e, "convergence skips a product")
