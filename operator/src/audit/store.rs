@@ -15,7 +15,9 @@ use super::record::{AuditRecord, NewRecord};
 use sqlx::QueryBuilder;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -97,19 +99,33 @@ impl AuditStore {
     /// Connects and brings the schema up to date (creating a SQLite file
     /// when the URL says `mode=rwc`).
     pub async fn open(url: &str) -> Result<Self, AuditError> {
-        let store = Self::connect(url).await?;
+        let store = Self::connect(url, true).await?;
         on_pool!(&store.pool, p => MIGRATOR.run(p).await?);
         Ok(store)
     }
 
     /// Connects to an existing store without changing it (for verification).
     pub async fn open_existing(url: &str) -> Result<Self, AuditError> {
-        Self::connect(url).await
+        Self::connect(url, false).await
     }
 
-    async fn connect(url: &str) -> Result<Self, AuditError> {
+    /// `writer`: the operator's own store, whose SQLite file is put in
+    /// write-ahead-log mode (kept in the file, so readers follow). Readers
+    /// (the audit API, `kubectl datamesh audit`) then never block an append,
+    /// nor an append them — in rollback-journal mode a long query held
+    /// appends, and with them every grant, for up to the busy timeout — and a
+    /// commit is one append and one fsync of the log (synchronous=FULL: a
+    /// committed record survives a power cut), not a journal created, synced
+    /// and deleted.
+    async fn connect(url: &str, writer: bool) -> Result<Self, AuditError> {
         let pool = if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
+            let mut opts =
+                SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
+            if writer {
+                opts = opts
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full);
+            }
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(4)
@@ -522,6 +538,47 @@ mod tests {
         let v = store.verify().await?;
         assert!(!v.ok);
         assert_eq!(v.broken.map(|b| b.seq), Some(2));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_reader_in_the_middle_of_a_query_does_not_hold_up_appends() -> anyhow::Result<()> {
+        let (dir, url) = temp_url("reader");
+        let store = AuditStore::open(&url).await?;
+        store.append(&rec("a", "transport/bus")).await?;
+        // `kubectl datamesh audit` (or the audit API) reading: a read
+        // transaction open on its own connection
+        let reader = AuditStore::open_existing(&url).await?;
+        let Pool::Sqlite(p) = &reader.pool else {
+            anyhow::bail!("a sqlite:// URL opens SQLite");
+        };
+        let mut read = p.begin().await?;
+        let (seen,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_records")
+            .fetch_one(&mut *read)
+            .await?;
+        assert_eq!(seen, 1);
+        // an append commits meanwhile; in rollback-journal mode it waited
+        // for the busy timeout (5 s) and failed with "database is locked"
+        let appended = tokio::time::timeout(
+            Duration::from_secs(4),
+            store.append(&rec("b", "transport/bus")),
+        )
+        .await;
+        assert!(
+            matches!(appended, Ok(Ok(Appended::New(2)))),
+            "append while a read is open: {appended:?}"
+        );
+        // the reader keeps its snapshot; a new read sees the append
+        let (still,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_records")
+            .fetch_one(&mut *read)
+            .await?;
+        assert_eq!(still, 1);
+        read.rollback().await?;
+        assert_eq!(reader.query(&Filter::default()).await?.len(), 2);
+        assert!(reader.verify().await?.ok);
+        reader.close().await;
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
         Ok(())

@@ -282,33 +282,52 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
     let group = group_name(g.schema, g.table, g.columns);
     let table = format!("{}.{}", quote_ident(g.schema), quote_ident(g.table));
     let mut conn = admin.connect().await?;
-    ensure_group(admin, &mut conn, &group, g, &table).await?;
-
-    let mut tx = conn.begin().await.map_err(|e| admin.err(e))?;
     let role = quote_ident(g.role);
-    let exists = role_exists(&mut tx, g.role)
-        .await
-        .map_err(|e| admin.err(e))?;
     let until = g
         .valid_until
         .map(|t| format!(" VALID UNTIL {}", quote_literal(t)))
         .unwrap_or_else(|| " VALID UNTIL 'infinity'".into());
+    let role_statements = |verb: &str| {
+        [
+            // INHERIT: the role uses its group's privileges without SET ROLE
+            format!(
+                "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION PASSWORD {}{until}",
+                quote_literal(&scram_verifier(
+                    g.password,
+                    &rand::random(),
+                    SCRAM_ITERATIONS
+                ))
+            ),
+            format!(
+                "COMMENT ON ROLE {role} IS {}",
+                quote_literal(&format!("{MARK}{}", g.label))
+            ),
+        ]
+    };
+
+    // The usual grant: a new role for an agreement whose field set already
+    // has its group. One round trip to look and one to write, not seven: a
+    // database across a network pays each.
+    if let Some(Found {
+        role_exists: false,
+        group_ready: true,
+    }) = look(&mut conn, g, &group, &table).await
+    {
+        let [create, comment] = role_statements("CREATE");
+        let member = format!("GRANT {} TO {role}", quote_ident(&group));
+        // one simple-query message: PostgreSQL runs it as one implicit
+        // transaction, so either all three hold or none (a concurrent grant
+        // of the same role fails here and is retried by the ALTER path)
+        return run(admin, &mut conn, [[create, comment, member].join(";\n")]).await;
+    }
+
+    ensure_group(admin, &mut conn, &group, g, &table).await?;
+    let mut tx = conn.begin().await.map_err(|e| admin.err(e))?;
+    let exists = role_exists(&mut tx, g.role)
+        .await
+        .map_err(|e| admin.err(e))?;
     let verb = if exists { "ALTER" } else { "CREATE" };
-    let mut statements = vec![
-        // INHERIT: the role uses its group's privileges without SET ROLE
-        format!(
-            "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION PASSWORD {}{until}",
-            quote_literal(&scram_verifier(
-                g.password,
-                &rand::random(),
-                SCRAM_ITERATIONS
-            ))
-        ),
-        format!(
-            "COMMENT ON ROLE {role} IS {}",
-            quote_literal(&format!("{MARK}{}", g.label))
-        ),
-    ];
+    let mut statements = Vec::from(role_statements(verb));
     if exists {
         // start from nothing, so a narrowed grant really narrows: other
         // groups, and any privilege granted to the role itself
@@ -343,6 +362,48 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
     run(admin, &mut tx, statements).await?;
     tx.commit().await.map_err(|e| admin.err(e))?;
     Ok(())
+}
+
+/// What [`look`] found before a grant.
+struct Found {
+    /// The agreement's role exists (a retry, or a grant being changed).
+    role_exists: bool,
+    /// The group exists and holds USAGE on the schema and SELECT on every
+    /// granted column.
+    group_ready: bool,
+}
+
+/// Looks, in one query, whether the agreement's role exists and whether its
+/// group is ready. `None` when the query fails (a table or column that is
+/// not there makes the privilege functions raise): the caller then takes
+/// the path that reports the database's own error.
+async fn look(
+    conn: &mut PgConnection,
+    g: &RoleGrant<'_>,
+    group: &str,
+    table: &str,
+) -> Option<Found> {
+    // the privilege functions raise for a role that does not exist, so
+    // they are only asked once the group is known to exist
+    let row = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $5), \
+         CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
+         THEN has_schema_privilege($1, $2, 'USAGE') \
+         AND coalesce((SELECT bool_and(has_column_privilege($1, $3, c, 'SELECT')) FROM unnest($4::text[]) c), false) \
+         ELSE false END",
+    )
+    .bind(group)
+    .bind(g.schema)
+    .bind(table)
+    .bind(g.columns)
+    .bind(g.role)
+    .fetch_one(&mut *conn)
+    .await
+    .ok()?;
+    Some(Found {
+        role_exists: row.try_get(0).ok()?,
+        group_ready: row.try_get(1).ok()?,
+    })
 }
 
 /// Advisory-lock key of a schema: group creation and ACL changes on its
