@@ -308,10 +308,11 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
     // The usual grant: a new role for an agreement whose field set already
     // has its group. One round trip to look and one to write, not seven: a
     // database across a network pays each.
+    let found = look(&mut conn, g, &group, &table).await;
     if let Some(Found {
         role_exists: false,
         group_ready: true,
-    }) = look(&mut conn, g, &group, &table).await
+    }) = found
     {
         let [create, comment] = role_statements("CREATE");
         let member = format!("GRANT {} TO {role}", quote_ident(&group));
@@ -321,7 +322,9 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
         return run(admin, &mut conn, [[create, comment, member].join(";\n")]).await;
     }
 
-    ensure_group(admin, &mut conn, &group, g, &table).await?;
+    if !found.is_some_and(|f| f.group_ready) {
+        ensure_group(admin, &mut conn, &group, g, &table).await?;
+    }
     let mut tx = conn.begin().await.map_err(|e| admin.err(e))?;
     let exists = role_exists(&mut tx, g.role)
         .await
@@ -374,7 +377,8 @@ struct Found {
 }
 
 /// Looks, in one query, whether the agreement's role exists and whether its
-/// group is ready. `None` when the query fails (a table or column that is
+/// group is ready (the one check of the group: [`ensure_group`] runs only
+/// when it is not). `None` when the query fails (a table or column that is
 /// not there makes the privilege functions raise): the caller then takes
 /// the path that reports the database's own error.
 async fn look(
@@ -416,9 +420,9 @@ fn lock_key(schema: &str) -> String {
     )
 }
 
-/// Makes sure `group` exists and holds USAGE on the schema and SELECT on
-/// exactly its columns (restored if someone revoked them by hand). Quick
-/// when all is in place: one query, no lock.
+/// Makes `group` exist and hold USAGE on the schema and SELECT on exactly
+/// its columns (restored if someone revoked them by hand), once [`look`]
+/// found it not ready.
 async fn ensure_group(
     admin: &Admin,
     conn: &mut PgConnection,
@@ -426,24 +430,6 @@ async fn ensure_group(
     g: &RoleGrant<'_>,
     table: &str,
 ) -> Result<(), DbError> {
-    let ready: bool = sqlx::query(
-        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
-         AND has_schema_privilege($1, $2, 'USAGE') \
-         AND (SELECT bool_and(has_column_privilege($1, $3, c, 'SELECT')) FROM unnest($4::text[]) c)",
-    )
-    .bind(group)
-    .bind(g.schema)
-    .bind(table)
-    .bind(g.columns)
-    .fetch_one(&mut *conn)
-    .await
-    .and_then(|r| r.try_get::<Option<bool>, _>(0))
-    .map(|b| b.unwrap_or(false))
-    // has_*_privilege raises for a role that does not exist yet
-    .unwrap_or(false);
-    if ready {
-        return Ok(());
-    }
     let mut tx = conn.begin().await.map_err(|e| admin.err(e))?;
     let quoted = quote_ident(group);
     let columns = g
