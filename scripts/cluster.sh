@@ -18,7 +18,9 @@
 # DATAMESH_ETCD_PORT, DATAMESH_ETCD_PEER_PORT, DATAMESH_APISERVER_PORT (default:
 # free ports chosen on first `up`, then kept in $STATE/ports.env),
 # DATAMESH_READY_TIMEOUT (s, default 120), DATAMESH_STOP_TIMEOUT (s, default 15),
-# DATAMESH_KUBE_BIN / DATAMESH_ETCD_BIN (use these binary dirs, skip toolchain.sh).
+# DATAMESH_KUBE_BIN / DATAMESH_ETCD_BIN (use these binary dirs, skip toolchain.sh),
+# DATAMESH_APISERVER_PROFILING=true (serve /debug/pprof on the API server, for
+# profiling it under a benchmark; off by default).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -364,7 +366,7 @@ start_apiserver() {
     --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
     --endpoint-reconciler-type=none \
     --shutdown-send-retry-after=true \
-    --profiling=false
+    --profiling="${DATAMESH_APISERVER_PROFILING:-false}"
   wait_for kube-apiserver ready apiserver_ready
 }
 

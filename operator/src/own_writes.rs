@@ -6,15 +6,25 @@
 //! is not: a second grant gives the role a new password and replaces the
 //! credentials a consumer has already read. So the copy each write was
 //! decided on is remembered until the cache shows another.
+//!
+//! The copy the write itself produced, when the watch brings it, needs no
+//! reconcile: it holds what was just decided, on inputs whose own changes
+//! trigger a reconcile of their own. At 50,000 agreements those echoes were
+//! half of all reconciles, each deciding again to write nothing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Per object (`namespace`, `name`): the resourceVersion of the copy a
-/// status write was decided on, until the cache moves past it.
+/// Per object (`namespace`, `name`): the write not yet seen in the cache.
 #[derive(Default)]
 pub struct OwnWrites {
-    acted_on: Mutex<HashMap<(String, String), String>>,
+    pending: Mutex<HashMap<(String, String), Pending>>,
+}
+
+/// The resourceVersion a write was decided on, and the one it produced.
+struct Pending {
+    decided_on: String,
+    written: String,
 }
 
 impl OwnWrites {
@@ -24,21 +34,43 @@ impl OwnWrites {
         if decided_on.is_empty() || decided_on == written {
             return;
         }
-        self.lock()
-            .insert((namespace.into(), name.into()), decided_on.into());
+        self.lock().insert(
+            (namespace.into(), name.into()),
+            Pending {
+                decided_on: decided_on.into(),
+                written: written.into(),
+            },
+        );
     }
 
     /// Whether the cached copy at `resource_version` is one a write was
     /// already decided on: the cache has not caught up with that write. A
     /// later copy ends the wait.
     pub fn is_stale(&self, namespace: &str, name: &str, resource_version: &str) -> bool {
-        let mut acted_on = self.lock();
+        let mut pending = self.lock();
         let key = (namespace.to_string(), name.to_string());
-        match acted_on.get(&key) {
-            Some(rv) if rv == resource_version => true,
+        match pending.get(&key) {
+            Some(p) if p.decided_on == resource_version => true,
             Some(_) => {
-                acted_on.remove(&key);
+                pending.remove(&key);
                 false
+            }
+            None => false,
+        }
+    }
+
+    /// Told of each copy the watch brings, once the cache holds it. True if
+    /// it is the copy our own write produced: nothing is left to decide on
+    /// it. Any copy past the one decided on ends the wait.
+    pub fn arrived(&self, namespace: &str, name: &str, resource_version: &str) -> bool {
+        let mut pending = self.lock();
+        let key = (namespace.to_string(), name.to_string());
+        match pending.get(&key) {
+            Some(p) if p.decided_on == resource_version => false,
+            Some(p) => {
+                let echo = p.written == resource_version;
+                pending.remove(&key);
+                echo
             }
             None => false,
         }
@@ -50,8 +82,14 @@ impl OwnWrites {
             .remove(&(namespace.to_string(), name.to_string()));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
-        self.acted_on
+    /// How many writes the cache has not shown yet.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Pending>> {
+        self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -87,5 +125,34 @@ mod tests {
         w.wrote("ns", "a", "10", "11");
         w.forget("ns", "a");
         assert!(!w.is_stale("ns", "a", "10"));
+        assert_eq!(w.len(), 0);
+    }
+
+    #[test]
+    fn only_the_copy_a_write_produced_is_its_echo() {
+        let w = OwnWrites::default();
+        assert!(!w.arrived("ns", "a", "11"), "nothing written: not an echo");
+        w.wrote("ns", "a", "10", "11");
+        assert!(
+            !w.arrived("ns", "a", "10"),
+            "the copy decided on is not the write"
+        );
+        assert!(w.is_stale("ns", "a", "10"), "and the wait goes on");
+        assert!(!w.arrived("ns", "b", "11"), "another object's copy");
+        assert!(w.arrived("ns", "a", "11"), "the write's own copy");
+        assert!(!w.is_stale("ns", "a", "10"), "the wait is over");
+        assert!(!w.arrived("ns", "a", "11"), "an echo is told once");
+        assert_eq!(w.len(), 0, "nothing held once the write is seen");
+    }
+
+    #[test]
+    fn a_change_by_someone_else_after_the_write_is_not_an_echo() {
+        let w = OwnWrites::default();
+        w.wrote("ns", "a", "10", "11");
+        // the watch skipped ahead (a relist, or a compacted history): the
+        // copy seen is later than the write and may hold anyone's change
+        assert!(!w.arrived("ns", "a", "12"));
+        assert!(!w.is_stale("ns", "a", "10"), "the wait is over");
+        assert_eq!(w.len(), 0);
     }
 }

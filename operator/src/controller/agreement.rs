@@ -44,7 +44,7 @@ pub async fn run(ctx: Arc<Context>) {
     // a (re)list brings is reconciled by a sweep once the list is complete,
     // a window at a time (crate::sweep), as is every agreement after a
     // change of the policy set.
-    let sweep = ctx.agreement_sweep.clone();
+    let (sweep, own) = (ctx.agreement_sweep.clone(), ctx.clone());
     let changes = kube::runtime::watcher(api, crate::controller::watch_config())
         .default_backoff()
         .inspect_ok(move |event| index.apply(event, &cached))
@@ -52,6 +52,16 @@ pub async fn run(ctx: Arc<Context>) {
         .filter_map(move |event| {
             use kube::runtime::watcher::Event as Watch;
             std::future::ready(match event {
+                // the copy our own status write produced: decided already
+                Ok(Watch::Apply(a))
+                    if own.own_writes.arrived(
+                        &a.namespace().unwrap_or_default(),
+                        &a.name_any(),
+                        a.resource_version().as_deref().unwrap_or_default(),
+                    ) =>
+                {
+                    None
+                }
                 Ok(Watch::Apply(a)) => Some(ObjectRef::from_obj(&a)),
                 Ok(Watch::Delete(a)) => {
                     sweep.started(&a);
