@@ -161,8 +161,26 @@ fn cpu_by_process() -> std::collections::BTreeMap<String, f64> {
     by
 }
 
-/// Prints each process's share of the CPU between two [`cpu_by_process`] readings.
-fn print_cpu(what: &str, seconds: f64, before: &std::collections::BTreeMap<String, f64>) {
+/// CPU seconds the local servers used between two [`cpu_by_process`]
+/// readings, all together; the operator is left out (counted from its pid).
+fn servers_cpu(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) -> f64 {
+    after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "operator")
+        .map(|(name, t)| t - before.get(name).copied().unwrap_or(0.0))
+        .sum()
+}
+
+/// Prints each process's share of the CPU between two [`cpu_by_process`]
+/// readings; returns the second.
+fn print_cpu(
+    what: &str,
+    seconds: f64,
+    before: &std::collections::BTreeMap<String, f64>,
+) -> std::collections::BTreeMap<String, f64> {
     let after = cpu_by_process();
     let parts: Vec<String> = after
         .iter()
@@ -175,6 +193,7 @@ fn print_cpu(what: &str, seconds: f64, before: &std::collections::BTreeMap<Strin
         "cpu during {what} ({seconds:.1}s; 100% = one core): {}",
         parts.join(", ")
     );
+    after
 }
 
 async fn create_all(
@@ -582,9 +601,9 @@ async fn main() -> Result<()> {
     // the status the operator writes for an Active agreement (its fields,
     // conditions and sizes), still saying Pending so the operator decides
     // and grants every agreement afterwards.
-    let cpu = cpu_by_process();
+    let cpu_floor = cpu_by_process();
     let floor_agreements = operator_sized_floor(&client, &names, &lic, args.concurrency).await?;
-    print_cpu("the agreements floor", floor_agreements, &cpu);
+    print_cpu("the agreements floor", floor_agreements, &cpu_floor);
     println!(
         "floor (server-side apply, the operator's Active status): {a} agreement status writes in {floor_agreements:.1}s ({:.0}/s)",
         a as f64 / floor_agreements
@@ -597,6 +616,7 @@ async fn main() -> Result<()> {
     let domains: Vec<String> = (0..d).map(dom).collect();
     let floor_domains = domain_floor(&client, &domains, args.concurrency).await?;
     let floor = floor_agreements + floor_products + floor_domains;
+    let floor_cpu = servers_cpu(&cpu_floor, &cpu_by_process());
     println!(
         "floor (server-side apply, the operator's statuses, one per object): {} status writes in {floor:.1}s ({a} agreements {floor_agreements:.1}s + {p} products {floor_products:.1}s + {d} domains {floor_domains:.1}s)",
         a + p + d
@@ -630,7 +650,7 @@ async fn main() -> Result<()> {
         }
     }
     let converge = t.elapsed().as_secs_f64();
-    print_cpu("convergence", converge, &cpu);
+    let converge_servers_cpu = servers_cpu(&cpu, &print_cpu("convergence", converge, &cpu));
     let writes = op.metric("datamesh_api_writes_total", "").await;
     let status_writes = op
         .metric("datamesh_api_writes_total", "what=\"status\"")
@@ -674,6 +694,15 @@ async fn main() -> Result<()> {
     println!(
         "operator: peak RSS {:.0} MiB, CPU {cpu:.1}s",
         rss_kib as f64 / 1024.0
+    );
+    // While both keep every core busy, the time ratio follows this one: what
+    // the convergence asks of the machine beyond the status writes.
+    let converge_cpu = converge_servers_cpu + cpu;
+    println!(
+        "cpu budget: the floor {floor_cpu:.0} core-seconds in {floor:.1}s ({:.2} cores busy), the convergence {converge_cpu:.0} in {converge:.1}s ({:.2} cores busy, operator included): {:.2}x the floor's work",
+        floor_cpu / floor,
+        converge_cpu / converge,
+        converge_cpu / floor_cpu.max(f64::MIN_POSITIVE)
     );
     drop(op);
 
