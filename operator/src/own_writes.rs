@@ -27,6 +27,17 @@ struct Pending {
     written: String,
 }
 
+/// A copy of an object with a pending write, as the cache shows it.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// The copy the write was decided on: the write is not in the cache yet.
+    DecidedOn,
+    /// The copy the write produced.
+    Written,
+    /// A copy after the write (a relist, or someone else's change since).
+    Later,
+}
+
 impl OwnWrites {
     /// Records a write decided on the copy at `decided_on` that gave the
     /// object the resourceVersion `written` (nothing to wait for if equal).
@@ -47,33 +58,31 @@ impl OwnWrites {
     /// already decided on: the cache has not caught up with that write. A
     /// later copy ends the wait.
     pub fn is_stale(&self, namespace: &str, name: &str, resource_version: &str) -> bool {
-        let mut pending = self.lock();
-        let key = (namespace.to_string(), name.to_string());
-        match pending.get(&key) {
-            Some(p) if p.decided_on == resource_version => true,
-            Some(_) => {
-                pending.remove(&key);
-                false
-            }
-            None => false,
-        }
+        self.see(namespace, name, resource_version) == Some(Seen::DecidedOn)
     }
 
     /// Told of each copy the watch brings, once the cache holds it. True if
     /// it is the copy our own write produced: nothing is left to decide on
     /// it. Any copy past the one decided on ends the wait.
     pub fn arrived(&self, namespace: &str, name: &str, resource_version: &str) -> bool {
+        self.see(namespace, name, resource_version) == Some(Seen::Written)
+    }
+
+    /// Which copy of an object with a pending write `resource_version` is;
+    /// any but the one decided on ends the wait.
+    fn see(&self, namespace: &str, name: &str, resource_version: &str) -> Option<Seen> {
         let mut pending = self.lock();
         let key = (namespace.to_string(), name.to_string());
-        match pending.get(&key) {
-            Some(p) if p.decided_on == resource_version => false,
-            Some(p) => {
-                let echo = p.written == resource_version;
-                pending.remove(&key);
-                echo
-            }
-            None => false,
-        }
+        let p = pending.get(&key)?;
+        let seen = if p.decided_on == resource_version {
+            return Some(Seen::DecidedOn);
+        } else if p.written == resource_version {
+            Seen::Written
+        } else {
+            Seen::Later
+        };
+        pending.remove(&key);
+        Some(seen)
     }
 
     /// Forgets the object (it is gone).
