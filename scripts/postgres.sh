@@ -4,6 +4,10 @@
 # log and saved password. It listens on 127.0.0.1:$DATAMESH_PG_PORT only (TCP;
 # no Unix socket), with a superuser `datamesh` (password auth) and a database
 # `datamesh`. Installs Debian's PostgreSQL server with apt-get if none is found.
+# TLS is on (a self-signed server certificate) and members of the role
+# `datamesh_certificate` sign in with a client certificate of a local client
+# CA (`cert` in pg_hba.conf), whose files `env` exports for the operator as
+# DATAMESH_CLIENT_CA_CERT and DATAMESH_CLIENT_CA_KEY.
 #
 #   postgres.sh up              init (once) and start; prints `export DATAMESH_PG_URL=...`
 #   postgres.sh down [--purge]  stop; --purge also deletes the data
@@ -23,6 +27,7 @@ PGSTATE="$STATE/postgres"
 DATA="$PGSTATE/data"
 LOGFILE="$PGSTATE/postgres.log"
 PWFILE="$PGSTATE/password"
+TLS="$PGSTATE/tls"
 PORT="${DATAMESH_PG_PORT:-55432}"
 PG_SUPERUSER=datamesh
 PG_DATABASE=datamesh
@@ -87,7 +92,52 @@ password() {
   cat "$PWFILE"
 }
 
-print_env() { echo "export DATAMESH_PG_URL=postgres://$PG_SUPERUSER:$(password)@127.0.0.1:$1/$PG_DATABASE?sslmode=disable"; }
+print_env() {
+  echo "export DATAMESH_PG_URL=postgres://$PG_SUPERUSER:$(password)@127.0.0.1:$1/$PG_DATABASE?sslmode=disable"
+  echo "export DATAMESH_CLIENT_CA_CERT=$TLS/client-ca.crt DATAMESH_CLIENT_CA_KEY=$TLS/client-ca.key"
+}
+
+# The server's certificate, and the client CA whose certificates members of
+# datamesh_certificate sign in with (ECDSA P-256; throwaway, local only).
+# Added once to a data directory made before it had them.
+ensure_tls() {
+  [[ -f "$DATA/datamesh-tls" ]] && return
+  command -v openssl >/dev/null || die "openssl not found; install it (apt-get install openssl) and rerun"
+  log "making the server certificate and the client CA in $TLS"
+  mkdir -p "$TLS"
+  (
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+      -keyout "$TLS/server.key" -out "$TLS/server.crt" 2>/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=datamesh local client CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$TLS/client-ca.key" -out "$TLS/client-ca.crt" 2>/dev/null
+  ) || die "openssl could not make the certificates in $TLS"
+  chmod 644 "$TLS/server.crt" "$TLS/client-ca.crt"
+  chmod 755 "$TLS"
+  chown "$PG_USER" "$TLS/server.key" "$TLS/server.crt" "$TLS/client-ca.crt"
+  cat >>"$DATA/postgresql.conf" <<EOF
+
+# TLS, and client certificates of the datamesh client CA (scripts/postgres.sh)
+ssl = on
+ssl_cert_file = '$TLS/server.crt'
+ssl_key_file = '$TLS/server.key'
+ssl_ca_file = '$TLS/client-ca.crt'
+EOF
+  # first match wins: certificate roles sign in with a certificate over TLS
+  # and nothing else; every other role as before
+  { printf '%s\n' \
+      "# datamesh: certificate-authenticated agreement roles (scripts/postgres.sh)" \
+      "hostssl all +datamesh_certificate 127.0.0.1/32 cert" \
+      "host    all +datamesh_certificate 127.0.0.1/32 reject"
+    cat "$DATA/pg_hba.conf"; } >"$DATA/pg_hba.conf.new"
+  mv "$DATA/pg_hba.conf.new" "$DATA/pg_hba.conf"
+  chown "$PG_USER" "$DATA/pg_hba.conf"
+  chmod 600 "$DATA/pg_hba.conf"
+  touch "$DATA/datamesh-tls"
+}
 
 init_db() {
   local pw=${DATAMESH_PG_PASSWORD:-datamesh} tmp
@@ -126,6 +176,7 @@ cmd_up() {
     as_pg test -x "$PGSTATE" || die "user $PG_USER cannot reach $PGSTATE; make its parent directories world-searchable (chmod o+x) or set DATAMESH_STATE elsewhere"
   fi
   [[ -f "$DATA/PG_VERSION" ]] || init_db
+  running || ensure_tls
   if [[ -n "${DATAMESH_PG_PASSWORD:-}" && "$DATAMESH_PG_PASSWORD" != "$(password)" ]]; then
     log "warning: DATAMESH_PG_PASSWORD differs from the password set at init, which stays in use; 'down --purge' to change it"
   fi

@@ -290,6 +290,26 @@ pub struct PostgresPort {
     /// Secret in the product's namespace holding `url`: an administrative
     /// connection URL. It never leaves the provider's namespace.
     pub admin_secret_ref: SecretKeyRef,
+    /// How consumers sign in to this database.
+    #[serde(default)]
+    pub consumer_auth: ConsumerAuth,
+}
+
+/// How a granted consumer signs in to a PostgreSQL port.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConsumerAuth {
+    /// A random password per agreement, stored as a SCRAM-SHA-256 verifier;
+    /// works with any `scram-sha-256` line in `pg_hba.conf`.
+    #[default]
+    Password,
+    /// A client certificate per agreement (CN = the role), issued by the
+    /// operator's client CA and valid until the agreement ends; no password
+    /// exists. The server must trust that CA (`ssl_ca_file`) and say `cert`
+    /// for members of `datamesh_certificate`, which the operator creates:
+    /// `hostssl all +datamesh_certificate 0.0.0.0/0 cert`. Much cheaper to
+    /// grant: no key derivation on either side.
+    Certificate,
 }
 
 fn default_pg_schema() -> String {

@@ -79,6 +79,7 @@ impl Context {
         metrics: Arc<Metrics>,
         instance: &str,
         audit: Arc<crate::audit::AuditStore>,
+        client_ca: Option<Arc<crate::enforcement::certificate::ClientCa>>,
     ) -> anyhow::Result<Arc<Self>> {
         let (agreements, agreements_writer) = reflector::store();
         let (products_changed, _) = tokio::sync::broadcast::channel(PRODUCT_CHANGES);
@@ -132,7 +133,8 @@ impl Context {
             instance: Some(instance.to_string()),
         };
         let recorder = crate::event::Publisher::new(client.clone(), reporter, metrics.clone());
-        let enforcement = crate::enforcement::Enforcement::new(client.clone(), metrics.clone());
+        let enforcement =
+            crate::enforcement::Enforcement::new(client.clone(), metrics.clone(), client_ca);
         Ok(Arc::new(Self {
             client,
             stores,

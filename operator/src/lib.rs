@@ -82,6 +82,14 @@ pub struct Args {
     /// within 120 s after the API server was killed and restarted.
     #[arg(long, env = "DATAMESH_STREAMING_LISTS", default_value_t = false, action = clap::ArgAction::Set)]
     pub streaming_lists: bool,
+    /// PEM certificate of the CA that signs consumers' client certificates,
+    /// for PostgreSQL ports with `consumerAuth: certificate` (their servers
+    /// trust it as `ssl_ca_file`). Without it, such grants fail closed.
+    #[arg(long, env = "DATAMESH_CLIENT_CA_CERT", requires = "client_ca_key")]
+    pub client_ca_cert: Option<std::path::PathBuf>,
+    /// PEM (PKCS#8) private key of that CA.
+    #[arg(long, env = "DATAMESH_CLIENT_CA_KEY", requires = "client_ca_cert")]
+    pub client_ca_key: Option<std::path::PathBuf>,
     /// Logging and tracing settings.
     #[command(flatten)]
     pub telemetry: telemetry::TelemetryArgs,
@@ -109,8 +117,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(url = %audit::store::redact(&args.audit_url), "audit store open");
     let state = http::State::new(metrics.clone()).with_audit(audit.clone());
     let http = tokio::spawn(http::serve(args.http_addr, state.clone()));
-    let ctx =
-        context::Context::start(client.clone(), metrics.clone(), &args.instance, audit).await?;
+    let client_ca = match (&args.client_ca_cert, &args.client_ca_key) {
+        (Some(cert), Some(key)) => {
+            let ca = enforcement::certificate::ClientCa::load(cert, key)?;
+            tracing::info!(cert = %cert.display(), "client CA loaded");
+            Some(Arc::new(ca))
+        }
+        _ => None,
+    };
+    let ctx = context::Context::start(
+        client.clone(),
+        metrics.clone(),
+        &args.instance,
+        audit,
+        client_ca,
+    )
+    .await?;
     state.set_catalog(ctx.stores.clone());
     state.set_ready(true);
     tracing::info!(instance = %args.instance, "caches synced");

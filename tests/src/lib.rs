@@ -249,16 +249,34 @@ impl Operator {
 
     /// Starts the operator with a given kubeconfig and extra arguments.
     pub async fn start_with(kubeconfig: &Path, args: &[&str]) -> Result<Self> {
-        Self::spawn(kubeconfig, args, None).await
+        Self::spawn(kubeconfig, args, None, &[]).await
+    }
+
+    /// Starts the operator without the given variables of this environment
+    /// (e.g. with no client CA).
+    pub async fn start_without_env(remove: &[&str]) -> Result<Self> {
+        let lease = unique("datamesh-e2e");
+        Self::spawn(
+            &admin_kubeconfig()?,
+            &["--lease-name", &lease, "--lease-seconds", "4"],
+            None,
+            remove,
+        )
+        .await
     }
 
     /// Starts the operator (debug logs, JSON) writing its stdout and stderr
     /// to `log`, for tests that read what it logged.
     pub async fn start_logging_to(log: &Path, args: &[&str]) -> Result<Self> {
-        Self::spawn(&admin_kubeconfig()?, args, Some(log)).await
+        Self::spawn(&admin_kubeconfig()?, args, Some(log), &[]).await
     }
 
-    async fn spawn(kubeconfig: &Path, args: &[&str], log: Option<&Path>) -> Result<Self> {
+    async fn spawn(
+        kubeconfig: &Path,
+        args: &[&str],
+        log: Option<&Path>,
+        env_remove: &[&str],
+    ) -> Result<Self> {
         let (stdout, stderr, level) = match log {
             Some(path) => {
                 let file = std::fs::File::create(path)?;
@@ -273,7 +291,11 @@ impl Operator {
         let port = free_port()?;
         let http_addr = format!("127.0.0.1:{port}");
         let audit_dir = temp_dir("datamesh-audit")?;
-        let child = tokio::process::Command::new(workspace_bin("datamesh-operator")?)
+        let mut command = tokio::process::Command::new(workspace_bin("datamesh-operator")?);
+        for name in env_remove {
+            command.env_remove(name);
+        }
+        let child = command
             .env("KUBECONFIG", kubeconfig)
             .env("DATAMESH_HTTP_ADDR", &http_addr)
             // each operator its own audit file (an --audit-url argument wins)

@@ -248,6 +248,10 @@ fn template_with_default_values_renders_a_hardened_ha_operator() -> Result<()> {
         "the Lease `kubectl datamesh status` looks for"
     );
     assert_eq!(env["DATAMESH_CONVERGENCE_SECONDS"]["value"], "60");
+    assert!(
+        !env.contains_key("DATAMESH_CLIENT_CA_CERT"),
+        "no client CA unless one is named"
+    );
     assert_eq!(
         env["DATAMESH_AUDIT_URL"]["value"],
         "sqlite:///var/lib/datamesh/audit.db?mode=rwc"
@@ -360,7 +364,7 @@ fn template_with_non_default_values() -> Result<()> {
             "audit": {"databaseUrlSecret": {"name": "audit-db", "key": "DATABASE_URL"}},
             "serviceMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "prom"}},
             "leaderElection": {"leaseName": "mesh-leader"},
-            "enforcement": {"convergenceSeconds": 300},
+            "enforcement": {"convergenceSeconds": 300, "clientCASecret": "mesh-client-ca"},
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
             "policies": {"items": [{
                 "name": "transport-extra",
@@ -397,6 +401,32 @@ fn template_with_non_default_values() -> Result<()> {
     assert_eq!(env["DATAMESH_LEASE_NAME"]["value"], "mesh-leader");
     assert_eq!(env["DATAMESH_CONVERGENCE_SECONDS"]["value"], "300");
     let pod = &d["spec"]["template"]["spec"];
+    // the client CA: the Secret's two files, read-only, where the env says
+    let ca = pod["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == "client-ca")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ca["secret"]["secretName"], "mesh-client-ca");
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["name"] == "client-ca")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(mount["readOnly"], true);
+    for (var, file) in [
+        ("DATAMESH_CLIENT_CA_CERT", "tls.crt"),
+        ("DATAMESH_CLIENT_CA_KEY", "tls.key"),
+    ] {
+        assert_eq!(
+            env[var]["value"],
+            format!("{}/{file}", mount["mountPath"].as_str().unwrap_or_default())
+        );
+    }
     assert!(
         !pod["volumes"]
             .as_array()

@@ -1,7 +1,8 @@
 //! Secrets stay secret: after a full agreement lifecycle (grant, credentials,
 //! revocation), neither the operator's logs (at debug level) nor the Events
 //! in the provider's and consumer's namespaces contain the provider's admin
-//! password or the consumer's granted password.
+//! password, the consumer's granted password or a granted certificate's
+//! private key.
 
 use datamesh_crds::agreement::AgreementPhase;
 use datamesh_crds::{DataProduct, DataSharingAgreement, Domain, Licence};
@@ -44,6 +45,14 @@ async fn no_password_in_logs_or_events() -> anyhow::Result<()> {
         fixtures::product("bus", &p_ns, &provider, &lic),
     )
     .await?;
+    let mut by_cert = fixtures::product("bus-cert", &p_ns, &provider, &lic);
+    by_cert["spec"]["outputPorts"][0]["postgres"]["consumerAuth"] =
+        serde_json::json!("certificate");
+    create(
+        &Api::<DataProduct>::namespaced(client.clone(), &p_ns),
+        by_cert,
+    )
+    .await?;
     let agreements = Api::<DataSharingAgreement>::namespaced(client.clone(), &c_ns);
     create(
         &agreements,
@@ -57,14 +66,44 @@ async fn no_password_in_logs_or_events() -> anyhow::Result<()> {
         ),
     )
     .await?;
-    let a = wait_for(WAIT, || {
-        let agreements = agreements.clone();
-        async move {
-            let a = agreements.get("plan").await.ok()?;
-            (a.status.as_ref()?.phase == Some(AgreementPhase::Active)).then_some(a)
-        }
-    })
+    create(
+        &agreements,
+        fixtures::agreement(
+            "plan-cert",
+            &c_ns,
+            &consumer,
+            (&p_ns, "bus-cert"),
+            (&lic, "3.0"),
+            "2027-06-30T00:00:00Z",
+        ),
+    )
     .await?;
+    let active = |name: &'static str| {
+        let agreements = agreements.clone();
+        wait_for(WAIT, move || {
+            let agreements = agreements.clone();
+            async move {
+                let a = agreements.get(name).await.ok()?;
+                (a.status.as_ref()?.phase == Some(AgreementPhase::Active)).then_some(a)
+            }
+        })
+    };
+    let a = active("plan").await?;
+    active("plan-cert").await?;
+    // the private key's base64 lines, each long enough to be its alone
+    let key_lines: Vec<String> = Api::<Secret>::namespaced(client.clone(), &c_ns)
+        .get("plan-cert-credentials")
+        .await?
+        .data
+        .unwrap_or_default()
+        .get("tls.key")
+        .map(|b| String::from_utf8_lossy(&b.0).to_string())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 40)
+        .map(str::to_string)
+        .collect();
+    assert!(!key_lines.is_empty(), "a real private key");
     let secret_name = a
         .status
         .and_then(|s| s.credentials_secret)
@@ -80,20 +119,15 @@ async fn no_password_in_logs_or_events() -> anyhow::Result<()> {
         .unwrap_or_default();
     assert!(granted.len() >= 16, "a real generated password");
 
-    // End it: deletion revokes the grant.
-    agreements.delete("plan", &Default::default()).await?;
-    wait_for(WAIT, || {
-        let agreements = agreements.clone();
-        async move {
-            agreements
-                .get_opt("plan")
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        }
-    })
-    .await?;
+    // End them: deletion revokes the grants.
+    for name in ["plan", "plan-cert"] {
+        agreements.delete(name, &Default::default()).await?;
+        wait_for(WAIT, || {
+            let agreements = agreements.clone();
+            async move { agreements.get_opt(name).await.ok()?.is_none().then_some(()) }
+        })
+        .await?;
+    }
     // the operator's queued Events reach the API server before it stops
     let mut events = Vec::new();
     for ns in [&p_ns, &c_ns] {
@@ -120,6 +154,7 @@ async fn no_password_in_logs_or_events() -> anyhow::Result<()> {
         admin_url.clone(),
         format!(":{admin_password}@"),
     ];
+    secrets.extend(key_lines);
     secrets.retain(|s| !s.is_empty());
     for s in &secrets {
         assert!(

@@ -32,6 +32,11 @@ struct World {
 
 impl World {
     async fn new() -> anyhow::Result<Self> {
+        Self::with_consumer_auth(None).await
+    }
+
+    /// A world whose port says `consumerAuth: auth` (the default if `None`).
+    async fn with_consumer_auth(auth: Option<&str>) -> anyhow::Result<Self> {
         let client = admin().await?;
         install_crds(&client).await?;
         install_admission(&client).await?;
@@ -69,6 +74,9 @@ impl World {
         let mut p = fixtures::product("stops", &w.provider_ns, &w.provider, &w.licence);
         p["spec"]["outputPorts"] = json!([{"name": "warehouse", "type": "postgres",
             "postgres": {"schema": "public", "table": w.table, "adminSecretRef": {"name": "stops-admin"}}}]);
+        if let Some(auth) = auth {
+            p["spec"]["outputPorts"][0]["postgres"]["consumerAuth"] = json!(auth);
+        }
         p["spec"]["schema"] = json!([
             {"name": "stop_id", "type": "text"}, {"name": "name", "type": "text"},
             {"name": "footfall", "type": "integer"}, {"name": "notes", "type": "text"}
@@ -501,7 +509,9 @@ async fn a_hostile_column_name_is_one_quoted_identifier() -> anyhow::Result<()> 
         &RoleGrant {
             role: &role,
             label: "test/hostile 0",
-            password: "pw'; DROP TABLE x; --",
+            login: datamesh_operator::enforcement::postgres::Login::Password(
+                "pw'; DROP TABLE x; --",
+            ),
             valid_until: Some("2999-01-01T00:00:00Z"),
             schema: "public",
             table: &t,
@@ -576,7 +586,9 @@ async fn three_thousand_agreements_on_one_table_share_two_groups() -> anyhow::Re
                     &RoleGrant {
                         role,
                         label: "test/many 0",
-                        password: "not-a-real-password",
+                        login: datamesh_operator::enforcement::postgres::Login::Password(
+                            "not-a-real-password",
+                        ),
                         valid_until: Some("2999-01-01T00:00:00Z"),
                         schema: "public",
                         table: t,
@@ -630,7 +642,7 @@ async fn three_thousand_agreements_on_one_table_share_two_groups() -> anyhow::Re
         &RoleGrant {
             role: &roles[0],
             label: "test/many 0",
-            password: "another-password",
+            login: datamesh_operator::enforcement::postgres::Login::Password("another-password"),
             valid_until: Some("2999-01-01T00:00:00Z"),
             schema: "public",
             table: &t,
@@ -787,6 +799,210 @@ async fn a_foreign_secret_of_the_credentials_name_is_not_overwritten() -> anyhow
     assert!(
         !role_exists(&role).await?,
         "a role without handed-over credentials is left"
+    );
+    w.cleanup().await;
+    Ok(())
+}
+
+/// Runs `sql` with psql as a certificate consumer would: its credentials
+/// Secret's host, port, database and user, the TLS mode, and (if given) the
+/// directory holding its `tls.crt` and `tls.key`. Rows as `a,b` lines, or
+/// psql's error.
+async fn psql_as(
+    creds: &std::collections::BTreeMap<String, String>,
+    user: &str,
+    sslmode: &str,
+    cert_dir: Option<&std::path::Path>,
+    sql: &str,
+) -> Result<String, String> {
+    let get = |k: &str| creds.get(k).cloned().unwrap_or_default();
+    let mut conninfo = format!(
+        "host={} port={} dbname={} user={user} sslmode={sslmode} connect_timeout=10",
+        get("host"),
+        get("port"),
+        get("database")
+    );
+    if let Some(dir) = cert_dir {
+        conninfo.push_str(&format!(
+            " sslcert={} sslkey={}",
+            dir.join("tls.crt").display(),
+            dir.join("tls.key").display()
+        ));
+    }
+    let out = tokio::process::Command::new("psql")
+        .args(["-X", "-w", "-qtA", "-F", ",", "-v", "ON_ERROR_STOP=1"])
+        .arg(&conninfo)
+        .args(["-c", sql])
+        .env_remove("PGPASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("running psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Writes a credentials Secret's certificate and key where libpq accepts
+/// them (the key readable by its owner only).
+fn write_cert(
+    creds: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("dm-consumer-cert")?;
+    for key in ["tls.crt", "tls.key"] {
+        let path = dir.path().join(key);
+        std::fs::write(&path, creds.get(key).cloned().unwrap_or_default())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(dir)
+}
+
+#[tokio::test]
+async fn a_certificate_port_admits_its_consumer_by_certificate_only() -> anyhow::Result<()> {
+    let w = World::with_consumer_auth(Some("certificate")).await?;
+    let _op = Operator::start().await?;
+    w.request("certified", &fixtures::in_secs(3600)).await?;
+    w.request("neighbour", &fixtures::in_secs(3600)).await?;
+    w.phase("certified", AgreementPhase::Active).await?;
+    w.phase("neighbour", AgreementPhase::Active).await?;
+
+    let creds = w.credentials("certified-credentials").await?;
+    let user = creds.get("user").cloned().unwrap_or_default();
+    assert!(
+        !creds.contains_key("password"),
+        "a certificate consumer got a password"
+    );
+    assert_eq!(
+        creds.get("url").cloned().unwrap_or_default(),
+        format!(
+            "postgres://{user}@{}:{}/{}?sslmode=require",
+            creds.get("host").cloned().unwrap_or_default(),
+            creds.get("port").cloned().unwrap_or_default(),
+            creds.get("database").cloned().unwrap_or_default()
+        )
+    );
+    assert!(
+        creds
+            .get("tls.crt")
+            .is_some_and(|c| c.starts_with("-----BEGIN CERTIFICATE-----"))
+    );
+    assert!(
+        creds
+            .get("tls.key")
+            .is_some_and(|k| k.contains("PRIVATE KEY"))
+    );
+    // the database holds no password for the role either
+    let mut admin = pg::connect(&pg::url()?).await?;
+    let no_password: bool =
+        sqlx::query("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = $1")
+            .bind(&user)
+            .fetch_one(&mut admin)
+            .await?
+            .try_get(0)?;
+    assert!(no_password, "role {user} has a password");
+
+    // with its certificate, over TLS: the granted columns, nothing else
+    let dir = write_cert(&creds)?;
+    let rows = psql_as(
+        &creds,
+        &user,
+        "require",
+        Some(dir.path()),
+        &format!(
+            "SELECT stop_id, footfall FROM public.{} ORDER BY 1",
+            w.table
+        ),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("granted columns not readable with the certificate: {e}"))?;
+    assert_eq!(rows, "S1,120\nS2,45");
+    let e = psql_as(
+        &creds,
+        &user,
+        "require",
+        Some(dir.path()),
+        &format!("SELECT notes FROM public.{}", w.table),
+    )
+    .await
+    .err()
+    .unwrap_or_default();
+    assert!(e.contains("permission denied"), "{e}");
+    // no certificate, no TLS, or another agreement's certificate: refused
+    let e = psql_as(&creds, &user, "require", None, "SELECT 1")
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(
+        e.contains("certificate"),
+        "signed in without a certificate: {e}"
+    );
+    let e = psql_as(&creds, &user, "disable", Some(dir.path()), "SELECT 1")
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(
+        e.contains("rejects connection"),
+        "signed in without TLS: {e}"
+    );
+    let neighbour = write_cert(&w.credentials("neighbour-credentials").await?)?;
+    let e = psql_as(&creds, &user, "require", Some(neighbour.path()), "SELECT 1")
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(
+        e.contains("certificate authentication failed"),
+        "signed in with another agreement's certificate: {e}"
+    );
+
+    // the agreement deleted: the certificate signs in no more
+    w.agreements()
+        .delete("certified", &DeleteParams::default())
+        .await?;
+    w.secret_gone("certified-credentials").await?;
+    let e = psql_as(&creds, &user, "require", Some(dir.path()), "SELECT 1")
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(
+        !e.is_empty(),
+        "a deleted agreement's certificate still signs in"
+    );
+    assert!(
+        !role_exists(&user).await?,
+        "role {user} outlived its agreement"
+    );
+    w.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_client_ca_a_certificate_port_grants_nothing() -> anyhow::Result<()> {
+    let w = World::with_consumer_auth(Some("certificate")).await?;
+    let _op =
+        Operator::start_without_env(&["DATAMESH_CLIENT_CA_CERT", "DATAMESH_CLIENT_CA_KEY"]).await?;
+    w.request("uncertified", &fixtures::in_secs(3600)).await?;
+    let (status, reason, message) = granted_condition(&w, "uncertified").await?;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ClientCaMissing"),
+        "{message}"
+    );
+    assert!(message.contains("client CA"), "{message}");
+    let s = w
+        .agreements()
+        .get("uncertified")
+        .await?
+        .status
+        .unwrap_or_default();
+    assert_ne!(s.phase, Some(AgreementPhase::Active));
+    assert!(
+        w.secrets()
+            .get_opt("uncertified-credentials")
+            .await?
+            .is_none()
     );
     w.cleanup().await;
     Ok(())

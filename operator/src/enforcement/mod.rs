@@ -20,11 +20,12 @@
 //! exclusively ([`Enforcement::exclusive`]), so it never sees a role whose
 //! agreement status is still being written.
 
+pub mod certificate;
 pub mod convergence;
 pub mod postgres;
 
 use crate::metrics::Metrics;
-use datamesh_crds::product::{PortType, PostgresPort};
+use datamesh_crds::product::{ConsumerAuth, PortType, PostgresPort};
 use datamesh_crds::{DataProduct, DataSharingAgreement};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -70,6 +71,14 @@ pub enum EnforcementError {
     /// The agreement lacks a field the API server always sets.
     #[error("agreement is missing {0}")]
     MissingField(&'static str),
+    /// The port asks for client certificates and the operator has no CA.
+    #[error(
+        "the port's consumerAuth is certificate and the operator has no client CA (--client-ca-cert and --client-ca-key, the chart's enforcement.clientCASecret)"
+    )]
+    NoClientCa,
+    /// The client certificate could not be made.
+    #[error("issuing the client certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
 }
 
 impl EnforcementError {
@@ -80,6 +89,8 @@ impl EnforcementError {
             EnforcementError::AdminSecret { .. } => "AdminSecretUnusable",
             EnforcementError::Database(_) => "DatabaseError",
             EnforcementError::SecretConflict(_) => "SecretConflict",
+            EnforcementError::NoClientCa => "ClientCaMissing",
+            EnforcementError::Certificate(_) => "CertificateError",
             EnforcementError::Kube(_) | EnforcementError::MissingField(_) => "GrantFailed",
         }
     }
@@ -89,7 +100,9 @@ impl EnforcementError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            EnforcementError::AdminSecret { .. } | EnforcementError::NotSupported(_)
+            EnforcementError::AdminSecret { .. }
+                | EnforcementError::NotSupported(_)
+                | EnforcementError::NoClientCa
         )
     }
 }
@@ -181,6 +194,8 @@ pub struct Enforcement {
     secret_cursor: std::sync::atomic::AtomicUsize,
     /// Admin Secrets read lately, by (namespace, name, key).
     recent_admins: std::sync::Mutex<RecentAdmins>,
+    /// Signs the client certificates of `consumerAuth: certificate` ports.
+    client_ca: Option<Arc<certificate::ClientCa>>,
 }
 
 /// Admin connections read lately: (namespace, Secret, key) → (when, admin).
@@ -219,9 +234,15 @@ pub fn role_label(dsa: &impl kube::Resource) -> String {
 }
 
 impl Enforcement {
-    /// Grant machinery using `client` for Secrets.
-    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+    /// Grant machinery using `client` for Secrets, and `client_ca` (if any)
+    /// for client certificates.
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        client_ca: Option<Arc<certificate::ClientCa>>,
+    ) -> Self {
         Self {
+            client_ca,
             client,
             metrics,
             lock: tokio::sync::RwLock::new(()),
@@ -390,18 +411,42 @@ impl Enforcement {
             Grantor::Postgres { namespace, port } => {
                 let admin = self.admin(namespace, port).await?;
                 let role = postgres::role_name(&uid);
-                let password = random_password();
                 let table = format!("{}.{}", port.schema, port.table);
-                let data = [
+                let mut data = vec![
                     ("host", admin.host.clone()),
                     ("port", admin.port.to_string()),
                     ("database", admin.database.clone()),
                     ("user", role.clone()),
-                    ("password", password.clone()),
-                    ("url", postgres::consumer_url(&admin, &role, &password)),
                     ("table", table.clone()),
                     ("fields", fields.join(",")),
                 ];
+                let password = match port.consumer_auth {
+                    ConsumerAuth::Password => {
+                        let password = random_password();
+                        data.push(("url", postgres::consumer_url(&admin, &role, &password)));
+                        data.push(("password", password.clone()));
+                        Some(password)
+                    }
+                    ConsumerAuth::Certificate => {
+                        let ca = self
+                            .client_ca
+                            .as_ref()
+                            .ok_or(EnforcementError::NoClientCa)?;
+                        let end = until
+                            .map(|t| t.parse::<jiff::Timestamp>().map(|t| t.as_second()))
+                            .transpose()
+                            .map_err(|_| EnforcementError::MissingField("a valid end time"))?;
+                        let issued = ca.issue(&role, end)?;
+                        data.push(("url", postgres::consumer_cert_url(&admin, &role)));
+                        data.push(("tls.crt", issued.cert_pem));
+                        data.push(("tls.key", issued.key_pem));
+                        None
+                    }
+                };
+                let login = match &password {
+                    Some(p) => postgres::Login::Password(p),
+                    None => postgres::Login::Certificate,
+                };
                 // The Secret's name is claimed before the role is touched: a
                 // name taken by someone else fails the grant without ever
                 // creating a role whose password nobody holds.
@@ -412,7 +457,7 @@ impl Enforcement {
                     &postgres::RoleGrant {
                         role: &role,
                         label: &role_label(dsa),
-                        password: &password,
+                        login,
                         valid_until: until,
                         schema: &port.schema,
                         table: &port.table,

@@ -35,6 +35,12 @@ pub const ROLE_PREFIX: &str = "dm_";
 /// Prefix of every group role name.
 pub const GROUP_PREFIX: &str = "dm_g_";
 
+/// The NOLOGIN role every certificate-authenticated agreement role is a
+/// member of, so that `pg_hba.conf` can say `cert` for exactly them
+/// (`hostssl all +datamesh_certificate ... cert`). The operator creates it
+/// in each database that has a certificate port; it holds no privileges.
+pub const CERT_GROUP: &str = "datamesh_certificate";
+
 /// Connections kept per database; grants of different agreements run
 /// concurrently up to this many.
 const POOL_SIZE: u32 = 8;
@@ -260,8 +266,8 @@ pub struct RoleGrant<'a> {
     pub role: &'a str,
     /// Text after [`MARK`] in the role's COMMENT (`namespace/name uid`).
     pub label: &'a str,
-    /// New password.
-    pub password: &'a str,
+    /// How the role signs in.
+    pub login: Login<'a>,
     /// End of access (RFC 3339), if any.
     pub valid_until: Option<&'a str>,
     /// Schema of the table.
@@ -270,6 +276,16 @@ pub struct RoleGrant<'a> {
     pub table: &'a str,
     /// Columns to grant SELECT on.
     pub columns: &'a [String],
+}
+
+/// How an agreement's role signs in.
+#[derive(Debug, Clone, Copy)]
+pub enum Login<'a> {
+    /// With this password (stored as a SCRAM-SHA-256 verifier).
+    Password(&'a str),
+    /// With a client certificate naming the role: no password, and a member
+    /// of [`CERT_GROUP`].
+    Certificate,
 }
 
 /// Creates or resets the agreement's role and makes it a member of exactly
@@ -287,16 +303,16 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
         .valid_until
         .map(|t| format!(" VALID UNTIL {}", quote_literal(t)))
         .unwrap_or_else(|| " VALID UNTIL 'infinity'".into());
+    let password = match g.login {
+        Login::Password(p) => quote_literal(&scram_verifier(p, &rand::random(), SCRAM_ITERATIONS)),
+        Login::Certificate => "NULL".into(),
+    };
+    let certificate = matches!(g.login, Login::Certificate);
     let role_statements = |verb: &str| {
         [
             // INHERIT: the role uses its group's privileges without SET ROLE
             format!(
-                "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION PASSWORD {}{until}",
-                quote_literal(&scram_verifier(
-                    g.password,
-                    &rand::random(),
-                    SCRAM_ITERATIONS
-                ))
+                "{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION PASSWORD {password}{until}"
             ),
             format!(
                 "COMMENT ON ROLE {role} IS {}",
@@ -309,17 +325,29 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
     // has its group. One round trip to look and one to write, not seven: a
     // database across a network pays each.
     let found = look(&mut conn, g, &group, &table).await;
+    if certificate && !found.as_ref().is_some_and(|f| f.cert_group) {
+        ensure_cert_group(admin, &mut conn).await?;
+    }
+    let cert_member = format!("GRANT {} TO {role}", quote_ident(CERT_GROUP));
     if let Some(Found {
         role_exists: false,
         group_ready: true,
+        ..
     }) = found
     {
         let [create, comment] = role_statements("CREATE");
-        let member = format!("GRANT {} TO {role}", quote_ident(&group));
+        let mut message = vec![
+            create,
+            comment,
+            format!("GRANT {} TO {role}", quote_ident(&group)),
+        ];
+        if certificate {
+            message.push(cert_member);
+        }
         // one simple-query message: PostgreSQL runs it as one implicit
-        // transaction, so either all three hold or none (a concurrent grant
+        // transaction, so either all of it holds or none (a concurrent grant
         // of the same role fails here and is retried by the ALTER path)
-        return run(admin, &mut conn, [[create, comment, member].join(";\n")]).await;
+        return run(admin, &mut conn, [message.join(";\n")]).await;
     }
 
     if !found.is_some_and(|f| f.group_ready) {
@@ -337,11 +365,14 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
         let others: Vec<String> = sqlx::query(
             "SELECT g.rolname::text FROM pg_auth_members m \
              JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member \
-             WHERE r.rolname = $1 AND starts_with(g.rolname, $2) AND g.rolname <> $3",
+             WHERE r.rolname = $1 AND ((starts_with(g.rolname, $2) AND g.rolname <> $3) \
+             OR (g.rolname = $4 AND NOT $5))",
         )
         .bind(g.role)
         .bind(GROUP_PREFIX)
         .bind(&group)
+        .bind(CERT_GROUP)
+        .bind(certificate)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| admin.err(e))?
@@ -360,6 +391,9 @@ pub async fn grant(admin: &Admin, g: &RoleGrant<'_>) -> Result<(), DbError> {
         statements.push(format!("REVOKE ALL ON {table} FROM {role}"));
     }
     statements.push(format!("GRANT {} TO {role}", quote_ident(&group)));
+    if certificate {
+        statements.push(cert_member);
+    }
     // The password is in the first statement: [`run`] reports an error
     // without the statement text.
     run(admin, &mut tx, statements).await?;
@@ -374,6 +408,8 @@ struct Found {
     /// The group exists and holds USAGE on the schema and SELECT on every
     /// granted column.
     group_ready: bool,
+    /// [`CERT_GROUP`] exists.
+    cert_group: bool,
 }
 
 /// Looks, in one query, whether the agreement's role exists and whether its
@@ -391,6 +427,7 @@ async fn look(
     // they are only asked once the group is known to exist
     let row = sqlx::query(
         "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $5), \
+         EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $6), \
          CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
          THEN has_schema_privilege($1, $2, 'USAGE') \
          AND coalesce((SELECT bool_and(has_column_privilege($1, $3, c, 'SELECT')) FROM unnest($4::text[]) c), false) \
@@ -401,12 +438,14 @@ async fn look(
     .bind(table)
     .bind(g.columns)
     .bind(g.role)
+    .bind(CERT_GROUP)
     .fetch_one(&mut *conn)
     .await
     .ok()?;
     Some(Found {
         role_exists: row.try_get(0).ok()?,
-        group_ready: row.try_get(1).ok()?,
+        cert_group: row.try_get(1).ok()?,
+        group_ready: row.try_get(2).ok()?,
     })
 }
 
@@ -474,6 +513,20 @@ async fn ensure_group(
     run(admin, &mut tx, statements).await?;
     tx.commit().await.map_err(|e| admin.err(e))?;
     Ok(())
+}
+
+/// Makes [`CERT_GROUP`] exist; a concurrent grant creating it too is fine.
+async fn ensure_cert_group(admin: &Admin, conn: &mut PgConnection) -> Result<(), DbError> {
+    run(
+        admin,
+        conn,
+        [format!(
+            "DO $$BEGIN CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END$$",
+            quote_ident(CERT_GROUP)
+        )],
+    )
+    .await
 }
 
 /// Runs statements in order on `conn`, stopping at the first failure, whose
@@ -614,6 +667,17 @@ pub async fn marked_roles(admin: &Admin) -> Result<Vec<MarkedRole>, DbError> {
 pub fn consumer_url(admin: &Admin, role: &str, password: &str) -> String {
     format!(
         "postgres://{role}:{password}@{}:{}/{}",
+        admin.host, admin.port, admin.database
+    )
+}
+
+/// The connection URL of a certificate-authenticated consumer: no password,
+/// TLS required. The client adds its certificate and key, e.g. libpq's
+/// `sslcert=/creds/tls.crt&sslkey=/creds/tls.key` with the Secret mounted
+/// at `/creds`.
+pub fn consumer_cert_url(admin: &Admin, role: &str) -> String {
+    format!(
+        "postgres://{role}@{}:{}/{}?sslmode=require",
         admin.host, admin.port, admin.database
     )
 }

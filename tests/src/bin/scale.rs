@@ -60,6 +60,12 @@ struct Args {
     /// container's CPU quota; `--operator-threads 1` runs it that way.
     #[arg(long, default_value_t = 0)]
     operator_threads: usize,
+    /// How consumers of every product sign in (the ports' `consumerAuth`):
+    /// `password` (a SCRAM-SHA-256 password per grant) or `certificate` (a
+    /// client certificate per grant; the operator needs the client CA of
+    /// `scripts/postgres.sh env`).
+    #[arg(long, default_value = "password", value_parser = ["password", "certificate"])]
+    consumer_auth: String,
 }
 
 struct Running {
@@ -457,17 +463,24 @@ where
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if args.consumer_auth == "certificate" && std::env::var_os("DATAMESH_CLIENT_CA_CERT").is_none()
+    {
+        bail!(
+            "--consumer-auth certificate: the operator needs a client CA; export the DATAMESH_CLIENT_CA_CERT and DATAMESH_CLIENT_CA_KEY that `scripts/postgres.sh env` prints"
+        );
+    }
     let client = admin().await?;
     install_crds(&client).await?;
     let at_admission = install_admission(&client).await?;
     let run = unique("scale");
     let (d, p, a) = (args.domains, args.products, args.agreements);
     println!(
-        "scale run {run}: {d} domains, {p} products, {a} agreements; operator with {}",
+        "scale run {run}: {d} domains, {p} products, {a} agreements; operator with {}; consumers sign in with a {}",
         match args.operator_threads {
             0 => "tokio's default worker threads".to_string(),
             n => format!("{n} tokio worker thread(s)"),
-        }
+        },
+        args.consumer_auth
     );
 
     // Setup (not measured): namespaces, domains, a licence, products, agreements.
@@ -511,6 +524,7 @@ async fn main() -> Result<()> {
         if j % 10 == 9 {
             v["spec"]["classification"] = json!("restricted");
         }
+        v["spec"]["outputPorts"][0]["postgres"]["consumerAuth"] = json!(args.consumer_auth);
         items.push((Some(dom(owner)), v));
     }
     create_all(&client, items, args.concurrency).await?;
