@@ -290,7 +290,8 @@ pub struct PostgresPort {
     /// Secret in the product's namespace holding `url`: an administrative
     /// connection URL. It never leaves the provider's namespace.
     pub admin_secret_ref: SecretKeyRef,
-    /// How consumers sign in to this database.
+    /// How consumers sign in to this database: `password` (the default) or
+    /// `certificate`. A change applies to grants made after it.
     #[serde(default)]
     pub consumer_auth: ConsumerAuth,
 }
