@@ -151,6 +151,19 @@ async fn plugin_against_the_city() -> anyhow::Result<()> {
         AgreementPhase::Active,
     )
     .await;
+    // its product's port says consumerAuth: certificate
+    let keys: Vec<String> =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "transport-planning")
+            .get("air-quality-for-clean-air-zone-credentials")
+            .await?
+            .data
+            .unwrap_or_default()
+            .into_keys()
+            .collect();
+    assert!(
+        keys.iter().any(|k| k == "tls.crt") && !keys.iter().any(|k| k == "password"),
+        "a certificate, no password: {keys:?}"
+    );
 
     // The catalogue lists the published city products and searches their text.
     let r = plugin(&kc, &["catalog"]).await?;
