@@ -79,6 +79,10 @@ pub enum EnforcementError {
     /// The client certificate could not be made.
     #[error("issuing the client certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// The end of access is not an RFC 3339 timestamp, so no certificate
+    /// can end with it.
+    #[error("end of access {0:?} is not an RFC 3339 timestamp")]
+    BadEndTime(String),
 }
 
 impl EnforcementError {
@@ -90,7 +94,9 @@ impl EnforcementError {
             EnforcementError::Database(_) => "DatabaseError",
             EnforcementError::SecretConflict(_) => "SecretConflict",
             EnforcementError::NoClientCa => "ClientCaMissing",
-            EnforcementError::Certificate(_) => "CertificateError",
+            EnforcementError::Certificate(_) | EnforcementError::BadEndTime(_) => {
+                "CertificateError"
+            }
             EnforcementError::Kube(_) | EnforcementError::MissingField(_) => "GrantFailed",
         }
     }
@@ -435,7 +441,9 @@ impl Enforcement {
                         let end = until
                             .map(|t| t.parse::<jiff::Timestamp>().map(|t| t.as_second()))
                             .transpose()
-                            .map_err(|_| EnforcementError::MissingField("a valid end time"))?;
+                            .map_err(|_| {
+                                EnforcementError::BadEndTime(until.unwrap_or_default().to_string())
+                            })?;
                         let issued = ca.issue(&role, end)?;
                         data.push(("url", postgres::consumer_cert_url(&admin, &role)));
                         data.push(("tls.crt", issued.cert_pem));
