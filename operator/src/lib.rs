@@ -107,6 +107,15 @@ fn default_instance() -> String {
 /// two replicas never write at once.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     controller::set_streaming_lists(args.streaming_lists);
+    // read before connecting anywhere: a bad file stops the start at once
+    let client_ca = match (&args.client_ca_cert, &args.client_ca_key) {
+        (Some(cert), Some(key)) => {
+            let ca = enforcement::certificate::ClientCa::load(cert, key)?;
+            tracing::info!(cert = %cert.display(), "client CA loaded");
+            Some(Arc::new(ca))
+        }
+        _ => None,
+    };
     let metrics = Arc::new(metrics::Metrics::default());
     let client = counted_client(metrics.clone()).await?;
     let audit = Arc::new(
@@ -117,14 +126,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(url = %audit::store::redact(&args.audit_url), "audit store open");
     let state = http::State::new(metrics.clone()).with_audit(audit.clone());
     let http = tokio::spawn(http::serve(args.http_addr, state.clone()));
-    let client_ca = match (&args.client_ca_cert, &args.client_ca_key) {
-        (Some(cert), Some(key)) => {
-            let ca = enforcement::certificate::ClientCa::load(cert, key)?;
-            tracing::info!(cert = %cert.display(), "client CA loaded");
-            Some(Arc::new(ca))
-        }
-        _ => None,
-    };
     let ctx = context::Context::start(
         client.clone(),
         metrics.clone(),

@@ -74,9 +74,10 @@ impl OwnWrites {
         let mut pending = self.lock();
         let key = (namespace.to_string(), name.to_string());
         let p = pending.get(&key)?;
-        let seen = if p.decided_on == resource_version {
+        if p.decided_on == resource_version {
             return Some(Seen::DecidedOn);
-        } else if p.written == resource_version {
+        }
+        let seen = if p.written == resource_version {
             Seen::Written
         } else {
             Seen::Later

@@ -806,21 +806,21 @@ async fn a_foreign_secret_of_the_credentials_name_is_not_overwritten() -> anyhow
 
 /// Runs `sql` with psql as a certificate consumer would: its credentials
 /// Secret's host, port, database and user, the TLS mode, and (if given) the
-/// directory holding its `tls.crt` and `tls.key`. Rows as `a,b` lines, or
+/// directory holding a `tls.crt` and `tls.key`. Rows as `a,b` lines, or
 /// psql's error.
 async fn psql_as(
     creds: &std::collections::BTreeMap<String, String>,
-    user: &str,
     sslmode: &str,
     cert_dir: Option<&std::path::Path>,
     sql: &str,
 ) -> Result<String, String> {
     let get = |k: &str| creds.get(k).cloned().unwrap_or_default();
     let mut conninfo = format!(
-        "host={} port={} dbname={} user={user} sslmode={sslmode} connect_timeout=10",
+        "host={} port={} dbname={} user={} sslmode={sslmode} connect_timeout=10",
         get("host"),
         get("port"),
-        get("database")
+        get("database"),
+        get("user")
     );
     if let Some(dir) = cert_dir {
         conninfo.push_str(&format!(
@@ -908,7 +908,6 @@ async fn a_certificate_port_admits_its_consumer_by_certificate_only() -> anyhow:
     let dir = write_cert(&creds)?;
     let rows = psql_as(
         &creds,
-        &user,
         "require",
         Some(dir.path()),
         &format!(
@@ -921,7 +920,6 @@ async fn a_certificate_port_admits_its_consumer_by_certificate_only() -> anyhow:
     assert_eq!(rows, "S1,120\nS2,45");
     let e = psql_as(
         &creds,
-        &user,
         "require",
         Some(dir.path()),
         &format!("SELECT notes FROM public.{}", w.table),
@@ -931,7 +929,7 @@ async fn a_certificate_port_admits_its_consumer_by_certificate_only() -> anyhow:
     .unwrap_or_default();
     assert!(e.contains("permission denied"), "{e}");
     // no certificate, no TLS, or another agreement's certificate: refused
-    let e = psql_as(&creds, &user, "require", None, "SELECT 1")
+    let e = psql_as(&creds, "require", None, "SELECT 1")
         .await
         .err()
         .unwrap_or_default();
@@ -939,7 +937,7 @@ async fn a_certificate_port_admits_its_consumer_by_certificate_only() -> anyhow:
         e.contains("certificate"),
         "signed in without a certificate: {e}"
     );
-    let e = psql_as(&creds, &user, "disable", Some(dir.path()), "SELECT 1")
+    let e = psql_as(&creds, "disable", Some(dir.path()), "SELECT 1")
         .await
         .err()
         .unwrap_or_default();
@@ -948,7 +946,7 @@ async fn a_certificate_port_admits_its_consumer_by_certificate_only() -> anyhow:
         "signed in without TLS: {e}"
     );
     let neighbour = write_cert(&w.credentials("neighbour-credentials").await?)?;
-    let e = psql_as(&creds, &user, "require", Some(neighbour.path()), "SELECT 1")
+    let e = psql_as(&creds, "require", Some(neighbour.path()), "SELECT 1")
         .await
         .err()
         .unwrap_or_default();
@@ -962,7 +960,7 @@ async fn a_certificate_port_admits_its_consumer_by_certificate_only() -> anyhow:
         .delete("certified", &DeleteParams::default())
         .await?;
     w.secret_gone("certified-credentials").await?;
-    let e = psql_as(&creds, &user, "require", Some(dir.path()), "SELECT 1")
+    let e = psql_as(&creds, "require", Some(dir.path()), "SELECT 1")
         .await
         .err()
         .unwrap_or_default();

@@ -148,20 +148,10 @@ mod tests {
         let issued = ca.issue("dm_0123abcd", Some(end))?;
         let der = pem_der(&issued.cert_pem)?;
         let (_, cert) = x509_parser::parse_x509_certificate(&der)?;
-        let cn: Vec<_> = cert
-            .subject()
-            .iter_common_name()
-            .filter_map(|c| c.as_str().ok())
-            .collect();
-        assert_eq!(cn, vec!["dm_0123abcd"]);
+        assert_eq!(common_names(cert.subject()), vec!["dm_0123abcd"]);
         assert_eq!(cert.validity().not_after.timestamp(), end);
         assert!(cert.validity().not_before.timestamp() < jiff::Timestamp::now().as_second());
-        let issuer: Vec<_> = cert
-            .issuer()
-            .iter_common_name()
-            .filter_map(|c| c.as_str().ok())
-            .collect();
-        assert_eq!(issuer, vec!["test client CA"]);
+        assert_eq!(common_names(cert.issuer()), vec!["test client CA"]);
         assert!(issued.key_pem.contains("PRIVATE KEY"));
         // each grant a new key
         let again = ca.issue("dm_0123abcd", Some(end))?;
@@ -179,21 +169,27 @@ mod tests {
         let dir = tempdir("dm-ca-bad")?;
         ca(&dir)?;
         std::fs::write(dir.join("bad.key"), "not a key")?;
-        let e = ClientCa::load(&dir.join("ca.crt"), &dir.join("bad.key"))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = |cert: &str, key: &str| {
+            ClientCa::load(&dir.join(cert), &dir.join(key))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let e = error("ca.crt", "bad.key");
         assert!(
             e.starts_with("client CA key ") && e.contains("bad.key"),
             "{e}"
         );
-        let e = ClientCa::load(&dir.join("nope.crt"), &dir.join("ca.key"))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let e = error("nope.crt", "ca.key");
         assert!(e.contains("certificate") && e.contains("nope.crt"), "{e}");
         std::fs::remove_dir_all(dir)?;
         Ok(())
+    }
+
+    fn common_names<'a>(name: &'a x509_parser::x509::X509Name<'_>) -> Vec<&'a str> {
+        name.iter_common_name()
+            .filter_map(|c| c.as_str().ok())
+            .collect()
     }
 
     fn pem_der(pem: &str) -> anyhow::Result<Vec<u8>> {
